@@ -1,0 +1,69 @@
+"""The ``mlp`` command line.
+
+Each area registers its own subcommands (``register(subparsers)`` in its ``cli`` module), so this
+file only assembles them and turns project errors into one-line messages with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from mlp_orchestration.errors import MlpError
+
+# Modules that add subcommands; each exposes register(subparsers).
+_COMMAND_MODULES = [
+    "mlp_orchestration.lifecycle_cli",
+    "mlp_orchestration.routing.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlp",
+        description="Control plane for risk models: lifecycle, routing, scoring and monitoring.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Log level of the mlp_orchestration loggers (default INFO).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bench = subparsers.add_parser("bench", help="Run a benchmark and print its figures.")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    parser.set_defaults(bench_subparsers=bench_sub)
+    for module_name in _COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        module.register(subparsers, bench_sub)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("mlp_orchestration").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return int(args.handler(args) or 0)
+    except MlpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: loading public data, verifying it and writing it to the warehouse."""

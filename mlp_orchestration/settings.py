@@ -1,0 +1,239 @@
+"""Every setting of the control plane and the scoring service, declared once.
+
+Each field is read from the environment variable named in its alias. Defaults form the embedded
+profile: every store lives under ``MLP_HOME`` and nothing needs a running service. Setting the
+service variables (PostgreSQL, Redis, Slack) switches to the services profile with the same code.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """Settings of one process, read from the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    home: Path = Field(
+        Path(".mlp"),
+        alias="MLP_HOME",
+        description="Folder for every local store: warehouse, MLflow, Dagster, snapshots, reports.",
+    )
+    data_dir: Path | None = Field(
+        None,
+        alias="MLP_DATA_DIR",
+        description="Folder with the dataset copies; defaults to $MLP_HOME/data.",
+    )
+    database_url: str | None = Field(
+        None,
+        alias="MLP_DATABASE_URL",
+        description="SQLAlchemy URL of the warehouse and routing store; defaults to SQLite "
+        "at $MLP_HOME/warehouse.db.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLP_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI; defaults to SQLite at $MLP_HOME/mlflow/mlflow.db.",
+    )
+    mlflow_registry_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLP_MLFLOW_REGISTRY_URI", "MLFLOW_REGISTRY_URI"),
+        description="MLflow Model Registry URI; defaults to the tracking URI.",
+    )
+    mlflow_artifact_root: str | None = Field(
+        None,
+        alias="MLP_MLFLOW_ARTIFACT_ROOT",
+        description="Artifact location for new MLflow experiments; defaults to "
+        "$MLP_HOME/mlflow/artifacts.",
+    )
+    dagster_home: Path | None = Field(
+        None,
+        alias="DAGSTER_HOME",
+        description="Dagster instance folder; defaults to $MLP_HOME/dagster. PostgreSQL storage "
+        "is used when DAGSTER_PG_URL is set.",
+    )
+    dagster_pg_url: SecretStr | None = Field(
+        None,
+        alias="DAGSTER_PG_URL",
+        description="PostgreSQL URL for Dagster's run, event log and schedule storage.",
+    )
+    redis_url: str | None = Field(
+        None,
+        alias="MLP_REDIS_URL",
+        description="Redis URL; when set, routing changes are also published for fan-out.",
+    )
+    specs_dir: Path = Field(
+        PACKAGE_DIR / "specs",
+        alias="MLP_SPECS_DIR",
+        description="Folder of model spec YAML files, one per model.",
+    )
+    ulb_start: datetime = Field(
+        datetime(2013, 9, 1, tzinfo=timezone.utc),
+        alias="MLP_ULB_START",
+        description="Calendar time of the ULB dataset's Time=0 (ISO 8601, UTC if no offset).",
+    )
+    openml_url: str = Field(
+        "https://api.openml.org",
+        alias="MLP_OPENML_URL",
+        description="OpenML API base URL used to fetch a dataset missing from MLP_DATA_DIR.",
+    )
+    download_timeout_s: float = Field(
+        60.0,
+        alias="MLP_DOWNLOAD_TIMEOUT_S",
+        gt=0,
+        description="Seconds to wait for a dataset server before giving up.",
+    )
+    actor: str = Field(
+        default_factory=_default_actor,
+        alias="MLP_ACTOR",
+        description="Name recorded as 'who' in routing history and registry tags.",
+    )
+    routing_poll_s: float = Field(
+        2.0,
+        alias="MLP_ROUTING_POLL_S",
+        gt=0,
+        le=300,
+        description="Seconds between the scoring service's routing store polls.",
+    )
+    api_tokens: SecretStr | None = Field(
+        None,
+        alias="MLP_API_TOKENS",
+        description="Comma-separated bearer tokens; when set, every /v1 route needs one.",
+    )
+    slack_token: SecretStr | None = Field(
+        None,
+        alias="MLP_SLACK_TOKEN",
+        description="Slack bot token; without it alerts go to the log.",
+    )
+    slack_channel: str = Field(
+        "#risk-model-alerts",
+        alias="MLP_SLACK_CHANNEL",
+        description="Slack channel that receives alerts.",
+    )
+    slack_base_url: str = Field(
+        "https://slack.com/api/",
+        alias="MLP_SLACK_BASE_URL",
+        description="Slack Web API base URL (a local fake in tests).",
+    )
+    alert_dedup_s: float = Field(
+        900.0,
+        alias="MLP_ALERT_DEDUP_S",
+        ge=0,
+        description="Seconds within which an identical alert is sent only once.",
+    )
+    dagster_ui_url: str = Field(
+        "http://127.0.0.1:3000",
+        alias="MLP_DAGSTER_UI_URL",
+        description="Dagster UI address used in links (alerts, summaries).",
+    )
+    mlflow_ui_url: str = Field(
+        "http://127.0.0.1:5000",
+        alias="MLP_MLFLOW_UI_URL",
+        description="MLflow UI address used in links to runs and model versions.",
+    )
+    scoring_url: str = Field(
+        "http://127.0.0.1:8080",
+        alias="MLP_SCORING_URL",
+        description="Scoring service address used by replay and rollout checks.",
+    )
+
+    @field_validator("ulb_start")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return (self.data_dir or self.home_dir / "data").expanduser().resolve()
+
+    @property
+    def warehouse_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'warehouse.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home_dir / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.mlflow_registry_uri or self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str:
+        return self.mlflow_artifact_root or (self.home_dir / "mlflow" / "artifacts").as_uri()
+
+    @property
+    def dagster_home_dir(self) -> Path:
+        return (self.dagster_home or self.home_dir / "dagster").expanduser().resolve()
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home_dir / "snapshots"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home_dir / "reports"
+
+    def api_token_list(self) -> list[str]:
+        if self.api_tokens is None:
+            return []
+        raw = self.api_tokens.get_secret_value()
+        return [token.strip() for token in raw.split(",") if token.strip()]
+
+
+@functools.cache
+def _cached_settings(environ_key: frozenset[tuple[str, str]]) -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    """Return the settings for the current environment, cached per distinct environment."""
+    relevant = frozenset(
+        (key, value)
+        for key, value in os.environ.items()
+        if key.startswith(("MLP_", "MLFLOW_", "DAGSTER_"))
+    )
+    return _cached_settings(relevant)
+
+
+def describe_settings() -> list[dict[str, str]]:
+    """List every setting with its environment variable, type, default and description."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        alias = field.alias or name
+        if field.validation_alias is not None and isinstance(field.validation_alias, AliasChoices):
+            alias = " or ".join(str(choice) for choice in field.validation_alias.choices)
+        default = "(computed)" if field.default_factory else repr(field.default)
+        rows.append(
+            {
+                "env": alias,
+                "type": str(field.annotation).replace("typing.", ""),
+                "default": default,
+                "description": field.description or "",
+            }
+        )
+    return rows
