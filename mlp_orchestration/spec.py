@@ -257,6 +257,9 @@ class ColumnDriftSpec(_Strict):
 class DriftSpec(_Strict):
     partition: Literal["hourly", "daily"] = "hourly"
     partitions_start: UtcDatetime
+    partitions_end: UtcDatetime | None = Field(
+        None, description="Last partition boundary; None keeps adding partitions up to now."
+    )
     min_rows: int = Field(500, ge=1)
     method: DriftMethod = "psi"
     threshold: float = Field(0.2, gt=0)
