@@ -154,6 +154,54 @@ class Settings(BaseSettings):
         alias="MLP_SCORING_URL",
         description="Scoring service address used by replay and rollout checks.",
     )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        alias="MLP_MAX_BODY_BYTES",
+        ge=1024,
+        description="Largest request body the scoring service accepts, in bytes; larger get 413.",
+    )
+    max_batch: int = Field(
+        1000,
+        alias="MLP_MAX_BATCH",
+        ge=1,
+        le=100_000,
+        description="Maximum records in one batch scoring request; more get 413.",
+    )
+    shadow_queue_size: int = Field(
+        10_000,
+        alias="MLP_SHADOW_QUEUE",
+        ge=1,
+        description="Shadow scoring jobs the scoring service queues; when full, new ones are "
+        "dropped and counted.",
+    )
+    predlog_batch_size: int = Field(
+        500,
+        alias="MLP_PREDLOG_BATCH",
+        ge=1,
+        le=50_000,
+        description="Prediction log rows written per database insert.",
+    )
+    predlog_buffer_size: int = Field(
+        200_000,
+        alias="MLP_PREDLOG_BUFFER",
+        ge=1,
+        description="Prediction log rows buffered while the database is unreachable; beyond "
+        "that the oldest are dropped and counted.",
+    )
+    predlog_flush_s: float = Field(
+        0.5,
+        alias="MLP_PREDLOG_FLUSH_S",
+        gt=0,
+        le=60,
+        description="Seconds between prediction log writes when fewer than a batch are waiting.",
+    )
+    predlog_stop_timeout_s: float = Field(
+        30.0,
+        alias="MLP_PREDLOG_STOP_TIMEOUT_S",
+        ge=0,
+        description="Seconds a stopping scoring service keeps retrying to write buffered "
+        "prediction log rows before it gives up on them.",
+    )
 
     @field_validator("ulb_start")
     @classmethod
