@@ -269,6 +269,18 @@ class DriftSpec(_Strict):
     )
     score_method: DriftMethod = "psi"
     score_threshold: float = Field(0.2, gt=0)
+    bins: int = Field(
+        10, ge=2, le=100, description="Reference-quantile bins of the psi and jensenshannon methods."
+    )
+
+    @model_validator(mode="after")
+    def _partition_range(self) -> DriftSpec:
+        if self.partitions_end is not None and self.partitions_end <= self.partitions_start:
+            raise ValueError(
+                f"partitions_end {self.partitions_end.isoformat()} must be after "
+                f"partitions_start {self.partitions_start.isoformat()}"
+            )
+        return self
 
 
 class RetrainSpec(_Strict):
@@ -282,11 +294,18 @@ class SloSpec(_Strict):
     p99_latency_ms: float = Field(50.0, gt=0)
     max_error_rate: Fraction = 0.01
     min_availability: Fraction = 0.999
+    window: Duration = Field(timedelta(hours=1), description="Length of one health window.")
+    lookback: Duration = Field(
+        timedelta(days=1), description="Windows computed, counted back from the newest request."
+    )
 
 
 class PerformanceMonitorSpec(_Strict):
     window: Duration = timedelta(hours=1)
     min_label_coverage: Fraction = 0.9
+    lookback: Duration = Field(
+        timedelta(days=2), description="Windows computed, counted back from the newest request."
+    )
 
 
 class MonitoringSpec(_Strict):
