@@ -117,6 +117,8 @@ prediction_log = sa.Table(
     sa.Column("status", sa.SmallInteger, nullable=False, default=200),
     sa.Column("error", sa.Text, nullable=True),
     sa.Index("ix_prediction_log_model_event_time", "model", "event_time"),
+    # Rollout guards read one routing version's rows per arm on every evaluation.
+    sa.Index("ix_prediction_log_model_routing_version", "model", "routing_version", "arm"),
 )
 
 label_feedback = sa.Table(
@@ -207,6 +209,21 @@ rollout_events = sa.Table(
     sa.Column("routing_version", sa.Integer, nullable=True),
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("decided_at", UtcDateTime, nullable=False),
+)
+
+rollout_approvals = sa.Table(
+    "rollout_approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("candidate_version", sa.String(32), nullable=False),
+    # The routing version that started the rollout identifies it; one approval per rollout.
+    sa.Column("rollout_started_version", sa.Integer, nullable=False),
+    sa.Column("started_by", sa.String(128), nullable=False),
+    sa.Column("approver", sa.String(128), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("approved_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("model", "rollout_started_version", name="uq_rollout_approvals_rollout"),
 )
 
 alert_log = sa.Table(
