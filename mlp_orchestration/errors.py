@@ -7,10 +7,10 @@ HTTP status in one handler (see ``HTTP_STATUS``).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCategory(str, Enum):
+class ErrorCategory(StrEnum):
     INVALID_INPUT = "invalid_input"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"

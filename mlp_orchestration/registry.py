@@ -34,6 +34,8 @@ def experiment_name(model: str) -> str:
 
 def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured stores and return a client for them."""
+    # Artifact downloads are small and frequent here; MLflow's progress bars only add noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.tracking_uri.startswith("sqlite:///"):
         Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
@@ -63,7 +65,7 @@ def ensure_experiment(client: MlflowClient, model: str, settings: Settings) -> s
 def alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
     """Return the version holding an alias, or None when the alias or model is absent."""
     try:
-        return client.get_model_version_by_alias(model, alias).version
+        return str(client.get_model_version_by_alias(model, alias).version)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
@@ -118,9 +120,7 @@ def download_native_model(settings: Settings, model: str, version: str, dst: Pat
                 f"{settings.registry_uri}: {exc.message}"
             ) from exc
         except OSError as exc:
-            raise ModelLoadError(
-                f"cannot download {model} version {version}: {exc}"
-            ) from exc
+            raise ModelLoadError(f"cannot download {model} version {version}: {exc}") from exc
         source = Path(local) / NATIVE_MODEL_FILE
         if not source.is_file():
             raise ModelLoadError(

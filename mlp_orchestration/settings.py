@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import getpass
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,12 @@ class Settings(BaseSettings):
         alias="DAGSTER_PG_URL",
         description="PostgreSQL URL for Dagster's run, event log and schedule storage.",
     )
+    dagster_executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process",
+        alias="MLP_DAGSTER_EXECUTOR",
+        description="Dagster executor for jobs: in_process (embedded profile; a step costs "
+        "milliseconds) or multiprocess (one process per step).",
+    )
     redis_url: str | None = Field(
         None,
         alias="MLP_REDIS_URL",
@@ -86,7 +93,7 @@ class Settings(BaseSettings):
         description="Folder of model spec YAML files, one per model.",
     )
     ulb_start: datetime = Field(
-        datetime(2013, 9, 1, tzinfo=timezone.utc),
+        datetime(2013, 9, 1, tzinfo=UTC),
         alias="MLP_ULB_START",
         description="Calendar time of the ULB dataset's Time=0 (ISO 8601, UTC if no offset).",
     )
@@ -207,8 +214,8 @@ class Settings(BaseSettings):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
     @property
     def home_dir(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlp_orchestration.errors import SpecError
+from mlp_orchestration.errors import ConfigurationError, SpecError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -48,8 +48,24 @@ def _parse_utc(value: Any) -> Any:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
     return value
+
+
+def parse_as_of(value: str | None, *, source: str = "as_of") -> datetime | None:
+    """Parse an optional ISO 8601 cut-off given on the command line or in run config.
+
+    Raises:
+        ConfigurationError: the text is not an ISO 8601 time.
+    """
+    if value is None or not value.strip():
+        return None
+    try:
+        return _parse_utc(value.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"{source} {value!r} is not an ISO 8601 time; use for example 2013-09-02T06:00:00Z"
+        ) from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -206,17 +222,47 @@ class GatesSpec(_Strict):
 
 
 class ShadowSpec(_Strict):
-    min_requests: int = Field(1000, ge=1)
-    min_agreement: Fraction = 0.98
-    max_flip_rate: Fraction = 0.02
+    """Thresholds of the shadow gate: the challenger scores the champion's traffic first."""
+
+    min_requests: int = Field(1000, ge=1, description="Paired requests the gate needs.")
+    min_agreement: Fraction = Field(
+        0.98, description="Least share of requests whose decision is the same for both."
+    )
+    max_flip_rate: Fraction = Field(
+        0.02, description="Largest share of flipped decisions overall and in any segment."
+    )
+    min_segment_requests: int = Field(
+        200, ge=1, description="Segments with fewer paired requests are reported, not gated."
+    )
     max_score_psi: float = Field(0.25, ge=0.0)
-    min_score_correlation: float = Field(0.8, ge=-1.0, le=1.0)
+    min_score_correlation: float = Field(
+        0.8, ge=-1.0, le=1.0, description="Least Pearson correlation of the two log-odds scores."
+    )
+    max_pr_auc_drop: Fraction = Field(
+        0.05, description="Largest PR-AUC drop against the champion once labels have arrived."
+    )
+    min_labelled_positives: int = Field(
+        10, ge=1, description="PR-AUC is gated only past this many labelled positives."
+    )
 
 
 class GuardSpec(_Strict):
+    """Limits on the canary arm against the champion arm in the same routing version."""
+
     max_error_rate_increase: Fraction = 0.01
     max_p99_latency_ratio: float = Field(2.0, gt=0)
+    min_p99_latency_ms: float = Field(
+        5.0,
+        ge=0.0,
+        description="A canary p99 below this is healthy whatever the ratio, so sub-millisecond "
+        "jitter is not read as a regression.",
+    )
     max_alert_rate_ratio: float = Field(2.0, ge=1.0)
+    alert_rate_significance: Fraction = Field(
+        0.01,
+        description="The alert-rate guard breaches only when a one-sided binomial test rejects "
+        "'canary rate <= ratio x champion rate' at this level.",
+    )
     max_score_psi: float = Field(0.25, ge=0.0)
     min_precision_ratio: Fraction = 0.7
     min_recall_ratio: Fraction = 0.7
@@ -230,6 +276,11 @@ class RolloutSpec(_Strict):
     min_requests: int = Field(1000, ge=1, description="Canary-arm requests each stage must see.")
     min_duration: Duration = timedelta(minutes=15)
     requires_approval: bool = False
+    auto_start: bool = Field(
+        True,
+        description="The rollout sensor starts the shadow stage for a challenger that passed "
+        "its gates and was never rolled out.",
+    )
     guards: GuardSpec = GuardSpec()
 
     @field_validator("stages")
@@ -270,7 +321,10 @@ class DriftSpec(_Strict):
     score_method: DriftMethod = "psi"
     score_threshold: float = Field(0.2, gt=0)
     bins: int = Field(
-        10, ge=2, le=100, description="Reference-quantile bins of the psi and jensenshannon methods."
+        10,
+        ge=2,
+        le=100,
+        description="Reference-quantile bins of the psi and jensenshannon methods.",
     )
 
     @model_validator(mode="after")

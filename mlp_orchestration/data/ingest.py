@@ -96,9 +96,7 @@ def _check_same_start(previous_source: str, load_key: str) -> None:
 
 
 def _insert_missing(conn: sa.Connection, frame: pd.DataFrame) -> int:
-    existing = {
-        row[0] for row in conn.execute(sa.select(transactions.c.transaction_id))
-    }
+    existing = {row[0] for row in conn.execute(sa.select(transactions.c.transaction_id))}
     todo = frame[~frame["transaction_id"].isin(existing)] if existing else frame
     if todo.empty:
         return 0

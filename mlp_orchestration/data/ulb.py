@@ -8,7 +8,6 @@ frauds, checksum of the canonical form) before anything is written.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -23,6 +22,7 @@ import requests
 from tqdm import tqdm
 
 from mlp_orchestration.errors import DataUnavailableError, DataVerificationError
+from mlp_orchestration.hashing import frame_checksum
 from mlp_orchestration.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,9 @@ OPENML_ID = 1597
 COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
 EXPECTED_ROWS = 284_807
 EXPECTED_FRAUDS = 492
-# SHA-256 of the canonical form (see canonical_checksum) of the published dataset, whose
-# original creditcard.csv has SHA-256 76274b691b16a6c49d3f159c883398e03ccd6d1ee12d9d8ee38f4b4b98551a89.
+# SHA-256 of the canonical form (see hashing.frame_checksum) of the published dataset, whose
+# original creditcard.csv has SHA-256
+# 76274b691b16a6c49d3f159c883398e03ccd6d1ee12d9d8ee38f4b4b98551a89.
 EXPECTED_CHECKSUM = "74bd0cc0a22bb55941295ac99421259a4c0d73e3bffa79946385b239bc0da2bb"
 CITATION = (
     "Dal Pozzolo, Caelen, Johnson and Bontempi. Calibrating Probability with Undersampling for "
@@ -47,16 +48,6 @@ class LoadedDataset:
     frame: pd.DataFrame
     source: str
     checksum: str
-
-
-def canonical_checksum(frame: pd.DataFrame) -> str:
-    """SHA-256 over column names, dtypes and little-endian values, in column order."""
-    digest = hashlib.sha256()
-    for column in frame.columns:
-        values = np.ascontiguousarray(frame[column].to_numpy())
-        digest.update(str(column).encode() + b"\0" + str(values.dtype).encode() + b"\0")
-        digest.update(values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes())
-    return digest.hexdigest()
 
 
 def to_canonical(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
@@ -104,7 +95,7 @@ def verify(frame: pd.DataFrame, *, source: str) -> str:
         raise DataVerificationError(
             f"{source} is not the complete ULB dataset: {'; '.join(problems)}. {_fix_hint()}"
         )
-    checksum = canonical_checksum(frame)
+    checksum = frame_checksum(frame)
     if checksum != EXPECTED_CHECKSUM:
         raise DataVerificationError(
             f"{source} has the right shape but different values: checksum {checksum[:16]}... "
@@ -133,8 +124,9 @@ def load(settings: Settings) -> LoadedDataset:
         try:
             frame = pd.read_parquet(path)
         except (OSError, ValueError) as exc:
-            raise DataVerificationError(f"{path} is not a readable Parquet file: {exc}. "
-                                        f"{_fix_hint()}") from exc
+            raise DataVerificationError(
+                f"{path} is not a readable Parquet file: {exc}. {_fix_hint()}"
+            ) from exc
         frame = to_canonical(frame, source=str(path))
         checksum = verify(frame, source=str(path))
         return LoadedDataset(frame=frame, source=str(path), checksum=checksum)
@@ -173,8 +165,7 @@ def download(settings: Settings) -> tuple[pd.DataFrame, str]:
     arff_url = description.get("url")
     if not arff_url:
         raise DataUnavailableError(
-            f"OpenML's description of dataset {OPENML_ID} names no file to download. "
-            f"{_fix_hint()}"
+            f"OpenML's description of dataset {OPENML_ID} names no file to download. {_fix_hint()}"
         )
     raw = _fetch(arff_url, settings)
     return to_canonical(parse_arff(raw.decode("utf-8"), source=arff_url), source=arff_url), arff_url

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class RoutingStage(str, Enum):
+class RoutingStage(StrEnum):
     """Why a routing config version exists: the lifecycle step that wrote it."""
 
     INITIAL = "initial"
@@ -54,7 +54,7 @@ class RoutingTarget(BaseModel):
 
 
 class RoutingConfig(RoutingTarget):
-    """One version of a model's routing config, with who wrote it, when, why and on what evidence."""
+    """One version of a model's routing config: who wrote it, when, why, on what evidence."""
 
     model: str
     version: int = Field(ge=1)

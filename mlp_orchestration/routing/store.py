@@ -95,9 +95,9 @@ class RoutingStore:
 
     def latest_versions(self) -> dict[str, int]:
         """Return the latest config version of every routed model."""
-        query = sa.select(
-            routing_config.c.model, sa.func.max(routing_config.c.version)
-        ).group_by(routing_config.c.model)
+        query = sa.select(routing_config.c.model, sa.func.max(routing_config.c.version)).group_by(
+            routing_config.c.model
+        )
         with self.engine.connect() as conn:
             return {model: version for model, version in conn.execute(query)}
 

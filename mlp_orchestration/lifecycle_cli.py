@@ -1,0 +1,135 @@
+"""`mlp demo`, `mlp status`, `mlp lifecycle run`, `mlp settings` and `mlp specs validate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mlp_orchestration import keys
+from mlp_orchestration.settings import describe_settings, get_settings
+from mlp_orchestration.spec import get_spec, load_spec_file, load_specs, parse_as_of
+
+
+def register(subparsers: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser("demo", help="Run the whole loop on the real data (main job).")
+    demo.add_argument("--model", default="fraud", help="Model spec to run (default fraud).")
+    demo.set_defaults(handler=_demo)
+
+    status = subparsers.add_parser("status", help="Champion, routing and figures per model.")
+    status.add_argument("--json", action="store_true", help="Print JSON.")
+    status.set_defaults(handler=_status)
+
+    lifecycle = subparsers.add_parser("lifecycle", help="Run a model's lifecycle job.")
+    lifecycle_sub = lifecycle.add_subparsers(dest="lifecycle_command", required=True)
+    run = lifecycle_sub.add_parser("run", help="Load, snapshot, train, gate and promote a model.")
+    run.add_argument("model", help="Model name (a spec in MLP_SPECS_DIR).")
+    run.add_argument("--as-of", help="Snapshot cut-off, ISO 8601 (default: the spec's as_of).")
+    run.add_argument(
+        "--retrain", action="store_true", help="Run the retrain job (skips ingestion)."
+    )
+    run.set_defaults(handler=_lifecycle_run)
+
+    settings = subparsers.add_parser("settings", help="List every setting and its value.")
+    settings.add_argument("--json", action="store_true", help="Print JSON.")
+    settings.set_defaults(handler=_settings)
+
+    specs = subparsers.add_parser("specs", help="Validate model spec files.")
+    specs_sub = specs.add_subparsers(dest="specs_command", required=True)
+    validate = specs_sub.add_parser("validate", help="Validate spec files (default: all).")
+    validate.add_argument("paths", nargs="*", type=Path, help="Spec files to validate.")
+    validate.set_defaults(handler=_specs_validate)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mlp_orchestration.demo import run_demo
+
+    run_demo(get_settings(), model=args.model)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mlp_orchestration.lifecycle import platform_status
+
+    status = platform_status(get_settings())
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+        return 0
+    for name, model in status["models"].items():
+        print(
+            f"{name}: champion v{model['champion_version']}, "
+            f"challenger v{model['challenger_version']}, routing v{model['routing_version']}"
+        )
+        if model["holdout"]:
+            print(
+                f"  holdout PR-AUC {model['holdout']['pr_auc']:.4f}, "
+                f"ROC-AUC {model['holdout']['roc_auc']:.4f}"
+            )
+        if not model["consistent"]:
+            print("  WARNING: the MLflow champion alias and the routing config disagree")
+    return 0
+
+
+def _lifecycle_run(args: argparse.Namespace) -> int:
+    from mlp_orchestration.instance import open_instance
+    from mlp_orchestration.lifecycle import run_lifecycle
+
+    settings = get_settings()
+    spec = get_spec(load_specs(settings.specs_dir), args.model)
+    result = run_lifecycle(
+        settings,
+        open_instance(settings),
+        spec,
+        action=keys.RETRAIN if args.retrain else keys.LIFECYCLE,
+        as_of=parse_as_of(args.as_of, source="--as-of"),
+    )
+    print(
+        json.dumps(
+            {
+                "run_id": result.run_id,
+                "success": result.success,
+                "snapshot_hash": result.snapshot_hash,
+                "checks": result.checks,
+                "candidate_version": result.candidate.version if result.candidate else None,
+                "gates": result.gate_report.verdicts() if result.gate_report else None,
+                "promotion": result.promotion.as_dict() if result.promotion else None,
+            },
+            indent=2,
+        )
+    )
+    return 0 if result.success else 1
+
+
+def _settings(args: argparse.Namespace) -> int:
+    rows = describe_settings()
+    settings = get_settings()
+    resolved = {
+        "MLP_HOME": str(settings.home_dir),
+        "MLP_DATA_DIR": str(settings.data_path),
+        "MLP_DATABASE_URL": settings.warehouse_url,
+        "MLflow tracking URI": settings.tracking_uri,
+        "MLflow registry URI": settings.registry_uri,
+        "DAGSTER_HOME": str(settings.dagster_home_dir),
+    }
+    if args.json:
+        print(json.dumps({"settings": rows, "resolved": resolved}, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['env']:<44} {row['type']:<22} default {row['default']}")
+        print(f"    {row['description']}")
+    print("\nResolved for this environment:")
+    for name, value in resolved.items():
+        print(f"  {name}: {value}")
+    return 0
+
+
+def _specs_validate(args: argparse.Namespace) -> int:
+    if args.paths:
+        for path in args.paths:
+            spec = load_spec_file(path)
+            print(f"{path}: valid spec for model {spec.name!r}")
+        return 0
+    settings = get_settings()
+    for name in load_specs(settings.specs_dir):
+        print(f"{settings.specs_dir / (name + '.yaml')}: valid spec for model {name!r}")
+    return 0

@@ -1,0 +1,1 @@
+"""Dagster jobs, sensors and schedules, built per model spec."""
