@@ -1,0 +1,1 @@
+"""Service-wide configuration derived from the project's Settings."""

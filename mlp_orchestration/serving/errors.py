@@ -1,0 +1,29 @@
+"""Errors the scoring service raises on a request; the app maps each category to a status."""
+
+from __future__ import annotations
+
+from mlp_orchestration.errors import ErrorCategory, MlpError
+
+
+class InvalidRequestError(MlpError):
+    """A request body is not valid JSON or does not have the documented shape."""
+
+    category = ErrorCategory.INVALID_INPUT
+
+
+class PayloadTooLargeError(MlpError):
+    """A request body or batch is larger than the configured limit."""
+
+    category = ErrorCategory.PAYLOAD_TOO_LARGE
+
+
+class UnauthorizedError(MlpError):
+    """A /v1 request has no bearer token or one that is not configured."""
+
+    category = ErrorCategory.UNAUTHORIZED
+
+
+class ModelUnavailableError(MlpError):
+    """A model is routed but none of its routing configs has loaded yet."""
+
+    category = ErrorCategory.UNAVAILABLE

@@ -1,0 +1,1 @@
+"""HTTP routes: ``/v1`` scoring and model info, and the open health and metrics routes."""
