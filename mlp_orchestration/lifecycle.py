@@ -60,7 +60,7 @@ def run_lifecycle(
     from mlp_orchestration.definitions import build_definitions
 
     definitions = build_definitions(settings)
-    job = definitions.get_job_def(keys.job_name(spec.name, action))
+    job = definitions.resolve_job_def(keys.job_name(spec.name, action))
     run_config: dict[str, Any] = dict(QUIET_LOGGERS)
     if as_of is not None:
         snapshot_op = "__".join(keys.asset_key(spec.name, keys.FEATURE_SNAPSHOT).path)

@@ -1,0 +1,166 @@
+"""Model spec validation: the fraud spec loads, and each kind of mistake gets a precise message."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlp_orchestration.errors import ConfigurationError, SpecError
+from mlp_orchestration.spec import (
+    load_spec_file,
+    load_specs,
+    parse_as_of,
+    parse_duration,
+    parse_spec,
+)
+from tests.conftest import FRAUD_SPEC
+
+
+@pytest.fixture
+def raw_spec() -> dict[str, Any]:
+    return yaml.safe_load(FRAUD_SPEC.read_text())
+
+
+def test_fraud_spec_loads(fraud_spec):
+    assert fraud_spec.name == "fraud"
+    assert len(fraud_spec.feature_names) == 29
+    assert fraud_spec.feature_names[-1] == "Amount"
+    assert fraud_spec.rollout.stages[-1] == 1.0
+
+
+def test_fraud_spec_windows_end_at_as_of(fraud_spec):
+    bounds = fraud_spec.windows.bounds()
+    assert bounds["holdout"][1] == fraud_spec.windows.as_of
+    assert bounds["training"][1] == bounds["validation"][0]
+    assert bounds["validation"][1] == bounds["holdout"][0]
+
+
+def _set(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for part in parents:
+        node = node[part]
+    if value is _DELETE:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return raw
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("label", _DELETE, r"label: required field is missing"),
+        ("name", "Fraud Model", r"name: value 'Fraud Model' is invalid: .*lowercase"),
+        ("alert_rate", 1.5, r"alert_rate: value 1.5 is invalid"),
+        ("alert_rate", 0, r"alert_rate: value 0 is invalid: must be strictly between 0 and 1"),
+        (
+            "windows.training",
+            "two days",
+            r"windows.training: value 'two days' is invalid: "
+            r"expected a duration such as '30s'",
+        ),
+        ("windows.holdout", "0h", r"windows.holdout: value .* must be a positive duration"),
+        (
+            "gates.performance.min_pr_auc",
+            1.2,
+            r"gates.performance.min_pr_auc: value 1.2 is "
+            r"invalid: Input should be less than or equal to 1",
+        ),
+        ("rollout.stages", [0.25, 0.05, 1.0], r"rollout.stages: .*stage shares must increase"),
+        ("rollout.stages", [0.05, 0.5], r"the last stage must be 1.0"),
+        (
+            "dataset",
+            "kaggle",
+            r"dataset: value 'kaggle' is invalid: Input should be "
+            r"'ulb-creditcard-fraud'",
+        ),
+        ("trainig", {}, r"trainig: unknown field; remove it or check its spelling"),
+        ("monitoring.drift.method", "chi2", r"monitoring.drift.method: value 'chi2' is invalid"),
+    ],
+)
+def test_bad_field_is_named_with_value(raw_spec, field, value, expected):
+    with pytest.raises(SpecError, match=expected):
+        parse_spec(_set(raw_spec, field, value), source="fraud.yaml")
+
+
+def test_label_among_features_rejected(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["features"].append({"name": "Class"})
+    with pytest.raises(SpecError, match=r"'Class' is the label, entity key or event time"):
+        parse_spec(raw)
+
+
+def test_duplicate_feature_rejected(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["features"].append({"name": "V3"})
+    with pytest.raises(SpecError, match=r"features are listed more than once: \['V3'\]"):
+        parse_spec(raw)
+
+
+def test_segment_on_unknown_column_rejected(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["segments"][0]["column"] = "merchant"
+    with pytest.raises(SpecError, match=r"segment 'amount_band' uses column 'merchant'"):
+        parse_spec(raw)
+
+
+def test_segment_labels_must_match_edges(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["segments"][0]["labels"] = ["small", "large"]
+    with pytest.raises(SpecError, match=r"4 edges make 3 groups, but 2 labels were given"):
+        parse_spec(raw)
+
+
+def test_non_mapping_spec_rejected():
+    with pytest.raises(SpecError, match=r"expected a mapping at the top level, got list"):
+        parse_spec(["fraud"], source="x.yaml")
+
+
+def test_file_name_must_match_model_name(tmp_path: Path, raw_spec):
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(raw_spec))
+    with pytest.raises(SpecError, match=r"declares name 'fraud'; rename the file to fraud.yaml"):
+        load_spec_file(path)
+
+
+def test_invalid_yaml_rejected(tmp_path: Path):
+    path = tmp_path / "fraud.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match=r"is not valid YAML"):
+        load_spec_file(path)
+
+
+def test_empty_spec_folder_rejected(tmp_path: Path):
+    with pytest.raises(SpecError, match=r"holds no \*.yaml model specs"):
+        load_specs(tmp_path)
+
+
+def test_missing_spec_folder_rejected(tmp_path: Path):
+    with pytest.raises(SpecError, match=r"does not exist; set MLP_SPECS_DIR"):
+        load_specs(tmp_path / "absent")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("15m", 900), ("16h", 57600), ("1d", 86400), (90, 90), ("1.5h", 5400)],
+)
+def test_duration_parsing(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds
+
+
+def test_as_of_rejects_non_iso():
+    with pytest.raises(ConfigurationError, match=r"--as-of 'yesterday' is not an ISO 8601 time"):
+        parse_as_of("yesterday", source="--as-of")
+
+
+def test_as_of_without_offset_is_utc():
+    assert parse_as_of("2013-09-02T06:00:00").utcoffset().total_seconds() == 0
