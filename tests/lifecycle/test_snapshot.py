@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +37,7 @@ def test_later_cut_off_gives_other_hash(loaded_settings, fraud_spec):
     engine = get_engine(loaded_settings.warehouse_url)
     early, _ = build_snapshot(engine, fraud_spec)
     later, _ = build_snapshot(
-        engine, fraud_spec, as_of=datetime(2013, 9, 2, 6, tzinfo=timezone.utc)
+        engine, fraud_spec, as_of=datetime(2013, 9, 2, 6, tzinfo=UTC)
     )
     assert frame_checksum(early) != frame_checksum(later)
 
@@ -64,14 +64,14 @@ def test_cut_off_outside_data_rejected(loaded_settings, fraud_spec):
         build_snapshot(
             get_engine(loaded_settings.warehouse_url),
             fraud_spec,
-            as_of=datetime(2014, 1, 1, tzinfo=timezone.utc),
+            as_of=datetime(2014, 1, 1, tzinfo=UTC),
         )
 
 
 def test_tampered_snapshot_detected(loaded_settings, fraud_spec, tmp_path):
     engine = get_engine(loaded_settings.warehouse_url)
     frame, bounds = build_snapshot(
-        engine, fraud_spec, as_of=datetime(2013, 9, 2, 3, tzinfo=timezone.utc)
+        engine, fraud_spec, as_of=datetime(2013, 9, 2, 3, tzinfo=UTC)
     )
     record = store_snapshot(loaded_settings, engine, fraud_spec, frame, bounds)
     tampered = frame.copy()
