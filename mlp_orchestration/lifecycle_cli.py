@@ -34,6 +34,15 @@ def register(subparsers: argparse._SubParsersAction, bench: argparse._SubParsers
     settings.add_argument("--json", action="store_true", help="Print JSON.")
     settings.set_defaults(handler=_settings)
 
+    home = subparsers.add_parser(
+        "dagster-home", help="Prepare DAGSTER_HOME (dagster.yaml for the profile) and print it."
+    )
+    home.set_defaults(handler=_dagster_home)
+
+    ui = subparsers.add_parser("ui", help="Start `dagster dev` on this project's instance.")
+    ui.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000).")
+    ui.set_defaults(handler=_ui)
+
     specs = subparsers.add_parser("specs", help="Validate model spec files.")
     specs_sub = specs.add_subparsers(dest="specs_command", required=True)
     validate = specs_sub.add_parser("validate", help="Validate spec files (default: all).")
@@ -132,4 +141,38 @@ def _specs_validate(args: argparse.Namespace) -> int:
     settings = get_settings()
     for name in load_specs(settings.specs_dir):
         print(f"{settings.specs_dir / (name + '.yaml')}: valid spec for model {name!r}")
+    return 0
+
+
+def _dagster_home(args: argparse.Namespace) -> int:
+    from mlp_orchestration.instance import prepare_dagster_home
+
+    print(prepare_dagster_home(get_settings()))
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    from mlp_orchestration.errors import ConfigurationError
+    from mlp_orchestration.instance import prepare_dagster_home
+    from mlp_orchestration.settings import PROJECT_DIR
+
+    prepare_dagster_home(get_settings())
+    dagster = shutil.which("dagster")
+    if dagster is None:
+        raise ConfigurationError("the dagster command is not on PATH; activate .venv first")
+    command = [
+        dagster,
+        "dev",
+        "-w",
+        str(PROJECT_DIR / "workspace.yaml"),
+        "-p",
+        str(args.port),
+        "-h",
+        "127.0.0.1",
+    ]
+    os.chdir(PROJECT_DIR)
+    os.execv(dagster, command)
     return 0
