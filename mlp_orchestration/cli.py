@@ -18,6 +18,7 @@ from mlp_orchestration.errors import MlpError
 _COMMAND_MODULES = [
     "mlp_orchestration.lifecycle_cli",
     "mlp_orchestration.routing.cli",
+    "mlp_orchestration.rollout.cli",
     "mlp_orchestration.serving.cli",
 ]
 
