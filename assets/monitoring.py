@@ -43,7 +43,8 @@ def _value(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.json(value)
 
 
-def _metadata(values: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
+def to_metadata(values: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
+    """Wrap plain figures as typed Dagster metadata; None becomes a null value."""
     return {name: _value(value) for name, value in values.items()}
 
 
@@ -71,7 +72,7 @@ def _drift_report(spec: ModelSpec) -> dg.AssetsDefinition:
             window_start=window.start,
             window_end=window.end,
         )
-        metadata = _metadata(result.as_metadata())
+        metadata = to_metadata(result.as_metadata())
         path = report_path(settings, spec.name, window.start)
         rendered = result.figures.status == STATUS_OK
         if rendered:

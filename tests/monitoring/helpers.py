@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import lightgbm as lgb
@@ -25,7 +25,7 @@ from mlp_orchestration.warehouse import (
 
 MODEL = "fraud"
 FEATURES = list(ULB_FEATURE_COLUMNS)
-ULB_START = datetime(2013, 9, 1, tzinfo=timezone.utc)
+ULB_START = datetime(2013, 9, 1, tzinfo=UTC)
 
 
 def with_event_time(frame: pd.DataFrame) -> pd.DataFrame:
@@ -86,9 +86,9 @@ def write_snapshot(settings: Settings, frame: pd.DataFrame, *, snapshot_hash: st
                 path=str(path),
                 rows=len(frame),
                 positives=int(frame["Class"].sum()),
-                as_of=datetime(2013, 9, 2, tzinfo=timezone.utc),
+                as_of=datetime(2013, 9, 2, tzinfo=UTC),
                 windows={},
-                created_at=datetime.now(timezone.utc),
+                created_at=datetime.now(UTC),
             )
         )
     return path
@@ -114,7 +114,7 @@ def log_predictions(
         rows.append(
             {
                 "request_id": uuid.uuid4().hex,
-                "logged_at": logged_at or datetime.now(timezone.utc),
+                "logged_at": logged_at or datetime.now(UTC),
                 "event_time": record["event_time"].to_pydatetime(),
                 "model": MODEL,
                 "entity_id": str(record["transaction_id"]),

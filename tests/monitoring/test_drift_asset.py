@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +23,7 @@ from sensors.retrain import build_retrain_on_drift_sensor
 
 from .conftest import World
 
-HOUR_ZERO = datetime(2013, 9, 2, tzinfo=timezone.utc)
+HOUR_ZERO = datetime(2013, 9, 2, tzinfo=UTC)
 
 
 def _drift_asset(spec: ModelSpec) -> dg.AssetsDefinition:
