@@ -1,0 +1,1 @@
+"""Local stand-ins for services that cannot run in tests (the Slack Web API)."""
