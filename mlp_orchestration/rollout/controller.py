@@ -69,6 +69,8 @@ class StepOutcome:
     written: RoutingConfig | None = None
     decision: StageDecision | None = None
     shadow_pairs: int | None = None
+    # Identifies one shadow evaluation request: the shadow config and the last verdict before it.
+    evaluation_key: str | None = None
 
     @property
     def stage(self) -> str | None:
@@ -187,6 +189,7 @@ def _step_shadow(ctx: RolloutContext, state: RolloutState, *, actor: str) -> Ste
             candidate,
             current.version,
             shadow_pairs=pairs,
+            evaluation_key=f"r{current.version}-e{latest.id if latest else 0}",
         )
     return StepOutcome(
         StepAction.HOLD,
