@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from mlp_orchestration import keys
+from mlp_orchestration import keys, registry
+from mlp_orchestration.alerts import dagster_run_url, gate_failure_alert
 from mlp_orchestration.evaluation import GateReport, evaluate_candidate
 from mlp_orchestration.resources import MlpResource
 from mlp_orchestration.spec import ModelSpec
@@ -41,6 +42,17 @@ def build_gate_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         )
         if not report.passed:
             context.log.warning("gates failed for v%s: %s", candidate.version, failures)
+            settings = mlp.settings()
+            mlp.alerts().send(
+                gate_failure_alert(
+                    spec.name,
+                    version=candidate.version,
+                    failures=report.failures,
+                    run_url=dagster_run_url(settings, context.run.run_id),
+                    version_url=registry.version_url(settings, spec.name, candidate.version),
+                    report_url=report.report_path,
+                )
+            )
 
     return [gate_report]
 

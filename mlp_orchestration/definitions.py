@@ -13,6 +13,7 @@ from mlp_orchestration import keys
 from mlp_orchestration.resources import MlpResource
 from mlp_orchestration.settings import Settings, get_settings
 from mlp_orchestration.spec import load_specs
+from sensors.alerts import build_alert_sensors
 from sensors.jobs import build_jobs
 
 _ASSET_BUILDERS = (
@@ -33,6 +34,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         for build in _ASSET_BUILDERS:
             assets.extend(build(spec))
         jobs.extend(build_jobs(spec))
+    sensors.extend(build_alert_sensors())
     executor = (
         dg.in_process_executor
         if settings.dagster_executor == "in_process"

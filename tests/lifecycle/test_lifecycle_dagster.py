@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from mlp_orchestration import keys, registry
@@ -20,7 +21,7 @@ from mlp_orchestration.lifecycle import run_lifecycle
 from mlp_orchestration.routing import RoutingStore
 from mlp_orchestration.settings import get_settings
 from mlp_orchestration.spec import load_spec_file, parse_as_of
-from mlp_orchestration.warehouse import get_engine
+from mlp_orchestration.warehouse import alert_log, get_engine
 from tests.conftest import FRAUD_SPEC
 
 pytestmark = pytest.mark.slow
@@ -130,6 +131,11 @@ def test_failed_gate_blocks_promotion(lifecycle_env):
     tags = registry.get_version(client, "fraud", result.candidate.version).tags
     assert tags["gate_verdict"] == "failed"
     assert tags["gate.performance"] == "failed"
+    with get_engine(settings.warehouse_url).connect() as conn:
+        alerts = conn.execute(sa.select(alert_log.c.kind, alert_log.c.status, alert_log.c.text))
+        alerts = alerts.all()
+    assert [(kind, status) for kind, status, _ in alerts] == [("gate_failed", "logged")]
+    assert "holdout_pr_auc" in alerts[0].text
 
 
 def test_lifecycle_cli_rejects_bad_as_of(lifecycle_env, capsys):
