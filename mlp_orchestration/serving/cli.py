@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import json
 import logging
+import sys
 from typing import Any
 from urllib.parse import urlparse
 
@@ -143,4 +145,31 @@ def log_config(level: str) -> dict[str, Any]:
 def _bench(args: argparse.Namespace) -> int:
     from mlp_orchestration.serving.bench import run_serve_benchmark
 
-    return run_serve_benchmark(args)
+    try:
+        concurrency = [int(part) for part in args.concurrency.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigurationError(
+            f"--concurrency {args.concurrency!r} is invalid; use numbers such as 1,8,32"
+        ) from None
+    servers = [part.strip() for part in args.servers.split(",") if part.strip()]
+    figures, record = run_serve_benchmark(
+        get_settings(),
+        model=args.model,
+        duration_s=args.duration,
+        concurrency=concurrency,
+        workers=args.workers,
+        servers=servers,
+    )
+    # The command's output is the figures: a table, the record's path, then the JSON line.
+    out = sys.stdout
+    out.write("concurrency  server  requests/s  p50_ms  p99_ms  errors\n")
+    for level, per_server in figures["concurrency"].items():
+        for name, row in per_server.items():
+            out.write(
+                f"{level:>11}  {name:<6}  {row['rps']:>10.0f}  {row['p50_ms']:>6.3f}  "
+                f"{row['p99_ms']:>6.3f}  {row['errors']:>6}\n"
+            )
+    out.write(f"record: {record}\n")
+    if args.json:
+        out.write(json.dumps(figures) + "\n")
+    return 0

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -45,6 +46,25 @@ class PredictionRecord(NamedTuple):
     latency_ms: float
     status: int = 200
     error: str | None = None
+
+
+# prediction_log with the features column bound as text: orjson serialises the features about
+# ten times faster than the JSON type's json.dumps. SQLite stores JSON as text anyway, and
+# PostgreSQL casts the untyped string parameter to json on insert.
+_LOG_INSERT = sa.table(
+    prediction_log.name,
+    *(
+        sa.column(column.name, sa.Text() if column.name == "features" else column.type)
+        for column in prediction_log.columns
+        if column.name != "id"
+    ),
+).insert()
+
+
+def _row(record: PredictionRecord) -> dict[str, Any]:
+    row = record._asdict()
+    row["features"] = orjson.dumps(record.features).decode()
+    return row
 
 
 class PredictionLogWriter:
@@ -159,10 +179,10 @@ class PredictionLogWriter:
             self._metrics.predlog_buffered.set(len(self._buffer))
 
     def _insert(self, batch: list[PredictionRecord]) -> None:
-        rows = [record._asdict() for record in batch]
+        rows = [_row(record) for record in batch]
         engine = self._engine_provider()
         with engine.begin() as conn:
-            conn.execute(prediction_log.insert(), rows)
+            conn.execute(_LOG_INSERT, rows)
 
     def _record_failure(self, exc: Exception, backoff: float) -> float:
         self._failures += 1

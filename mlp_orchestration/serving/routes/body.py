@@ -15,7 +15,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+        raise too_large(int(declared), limit)
     if declared is not None:
         return await request.body()
     # Chunked upload: the length is known only while reading.
@@ -24,12 +24,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         received += len(chunk)
         if received > limit:
-            raise _too_large(received, limit)
+            raise too_large(received, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+def too_large(size: int, limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"request body of {size} bytes or more is over the limit of {limit} bytes "
         "(MLP_MAX_BODY_BYTES); send fewer records per request"
