@@ -18,7 +18,7 @@ from mlp_orchestration.rollout.metrics import (
     finite_or_none,
     percentile,
     precision_recall_at_threshold,
-    psi,
+    score_distribution_psi,
 )
 from mlp_orchestration.rollout.windows import ArmWindow
 from mlp_orchestration.spec import GuardSpec
@@ -175,7 +175,7 @@ def alert_rate(canary: ArmWindow, champion: ArmWindow, limits: GuardSpec) -> Gua
 def score_psi(canary: ArmWindow, champion: ArmWindow, limits: GuardSpec) -> GuardResult:
     """PSI of the canary's score distribution against the champion's."""
     limit = limits.max_score_psi
-    value = psi(champion.scored, canary.scored)
+    value = score_distribution_psi(champion.scored, canary.scored)
     if value is None:
         return _not_judged("score_psi", limit, "<=", "an arm has no scored requests")
     details = {

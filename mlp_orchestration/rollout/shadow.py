@@ -25,7 +25,7 @@ from mlp_orchestration.rollout.metrics import (
     pearson,
     pr_auc,
     precision_recall_at_threshold,
-    psi,
+    score_distribution_psi,
     spearman,
     threshold_at_rate,
 )
@@ -281,7 +281,7 @@ def evaluate_shadow(
             "pearson": pearson(champion, challenger),
             "spearman": spearman(champion, challenger),
         },
-        score_psi=psi(champion, challenger),
+        score_psi=score_distribution_psi(champion, challenger),
         alert_rates={
             "champion": float(champion_flag.mean()) if requests else None,
             "challenger": float(challenger_flag.mean()) if requests else None,

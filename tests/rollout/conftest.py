@@ -27,6 +27,8 @@ from mlp_orchestration.warehouse import get_engine
 
 FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
 SLICE_ROWS = 30_000
+# Decision threshold of both versions in the tests that log known scores.
+THRESHOLD = 0.2
 _names = itertools.count(1)
 
 
@@ -178,3 +180,17 @@ def rollout_env(
     )
     get_engine(settings.warehouse_url)
     return env
+
+
+@pytest.fixture
+def env(rollout_env):
+    """The rollout environment with both versions' decision thresholds at THRESHOLD."""
+    for version in (rollout_env.champion, rollout_env.challenger):
+        registry.set_version_tags(
+            rollout_env.client,
+            rollout_env.spec.name,
+            version,
+            {"decision_threshold": str(THRESHOLD)},
+        )
+    rollout_env.ctx = RolloutContext.create(rollout_env.settings, rollout_env.spec)
+    return rollout_env

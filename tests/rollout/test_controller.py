@@ -19,6 +19,7 @@ from mlp_orchestration.rollout.transitions import start_rollout
 from mlp_orchestration.routing.config import RoutingConfig, RoutingStage
 from mlp_orchestration.warehouse import rollout_events
 
+from .conftest import THRESHOLD
 from .helpers import (
     BREACH_CASES,
     CHAMPION_PLAN,
@@ -29,22 +30,6 @@ from .helpers import (
     insert_arm,
     insert_shadow_pairs,
 )
-
-THRESHOLD = 0.2
-
-
-@pytest.fixture
-def env(rollout_env):
-    """The rollout environment with both versions' decision thresholds at THRESHOLD."""
-    for version in (rollout_env.champion, rollout_env.challenger):
-        registry.set_version_tags(
-            rollout_env.client,
-            rollout_env.spec.name,
-            version,
-            {"decision_threshold": str(THRESHOLD)},
-        )
-    rollout_env.ctx = RolloutContext.create(rollout_env.settings, rollout_env.spec)
-    return rollout_env
 
 
 def later(config: RoutingConfig, ctx: RolloutContext):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlp_orchestration.rollout.metrics import psi
+from mlp_orchestration.rollout.metrics import score_distribution_psi
 from mlp_orchestration.rollout.shadow import (
     OUTSIDE_EDGES,
     evaluate_shadow,
@@ -166,11 +166,11 @@ def test_shadow_gate_passes_close_challenger(fraud_spec):
     assert summary.score_psi < 0.05
 
 
-def test_psi_of_identical_samples_is_zero_and_shift_is_large():
+def test_score_psi_of_identical_samples_is_zero_and_shift_is_large():
     rng = np.random.default_rng(3)
-    reference = rng.normal(0, 1, 5000)
-    assert psi(reference, reference) == pytest.approx(0.0)
-    assert psi(reference, reference + 1.0) > 0.5
+    reference = rng.beta(0.5, 30, 5000)
+    assert score_distribution_psi(reference, reference) == pytest.approx(0.0)
+    assert score_distribution_psi(reference, np.clip(reference * 10, 0, 1)) > 0.5
 
 
 def test_report_is_self_contained_html(fraud_spec):
@@ -190,3 +190,11 @@ def test_report_is_self_contained_html(fraud_spec):
     assert "insufficient" in page
     assert "amount_band" in page
     assert "src=" not in page and "href=" not in page
+
+
+def test_score_psi_ignores_floor_shift_but_catches_broken_scores():
+    rng = np.random.default_rng(4)
+    champion = np.where(rng.random(5000) < 0.99, 7e-5, rng.uniform(0.01, 1.0, 5000))
+    floor_moved = np.where(champion == 7e-5, 2.5e-5, champion)
+    assert score_distribution_psi(champion, floor_moved) == pytest.approx(0.0)
+    assert score_distribution_psi(champion, np.full(5000, 0.5)) > 5
