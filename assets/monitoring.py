@@ -65,6 +65,7 @@ def _drift_report(spec: ModelSpec) -> dg.AssetsDefinition:
         settings, engine = mlp.settings(), mlp.engine()
         window = context.partition_time_window
         reference = load_champion_reference(settings, engine, spec)
+
         result = compute_window(
             spec,
             engine=engine,
@@ -72,6 +73,7 @@ def _drift_report(spec: ModelSpec) -> dg.AssetsDefinition:
             window_start=window.start,
             window_end=window.end,
         )
+
         metadata = to_metadata(result.as_metadata())
         path = report_path(settings, spec.name, window.start)
         rendered = result.figures.status == STATUS_OK
@@ -81,6 +83,7 @@ def _drift_report(spec: ModelSpec) -> dg.AssetsDefinition:
         # The figures are recorded first, so the retrain sensor can read them while the HTML
         # report (a few seconds of plotting) is still being written.
         yield dg.MaterializeResult(metadata=metadata)
+
         if not rendered:
             context.log.info("no HTML report: %s", result.figures.reason)
             return

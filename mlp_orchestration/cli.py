@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     "mlp_orchestration.routing.cli",
     "mlp_orchestration.rollout.cli",
     "mlp_orchestration.serving.cli",
+    "mlp_orchestration.monitoring.cli",
 ]
 
 

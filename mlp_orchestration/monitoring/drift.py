@@ -2,9 +2,8 @@
 
 The figures come from Evidently's stat-test registry, one method per column as the spec sets it
 (see ``methods``), computed straight on the columns: no preset, no extra metrics, no plots. They
-are written to ``drift_metrics`` before the HTML report is rendered (``report.py``), because the
-report's plots cost a few seconds per window regardless of the data's size and the retrain sensor
-needs only the figures.
+are written to ``drift_metrics`` before the HTML report is rendered (``report.py``). The report's
+plots cost several seconds per window, and the retrain sensor needs only the figures.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftFigures:
-    """The summary figures of one window; ``status`` says whether they carry a verdict."""
+    """The summary figures of one window; only a ``status`` of ``ok`` carries a verdict."""
 
     status: str
     rows: int

@@ -1,7 +1,7 @@
 """Serving health per window, model version and arm: volume, errors, latency, availability.
 
-Windows are cut on ``logged_at``, the time the scoring service handled the request, because
-health is about the service's own clock; replayed traffic carries old event times. Availability
+Windows are cut on ``logged_at``, the time the scoring service handled the request. Health is
+about the service's own clock, and replayed traffic carries old event times. Availability
 is request-based: the share of requests not failed by the service (status below 500). The error
 rate counts every non-200 status, client errors included.
 """
@@ -190,7 +190,7 @@ def check_slos(slo: SloSpec, windows: Sequence[HealthWindow]) -> list[SloResult]
 
 @dataclass(frozen=True)
 class ScrapeResult:
-    """What the scoring service's ``/metrics`` returned, or why it could not be read."""
+    """Totals read from the scoring service's ``/metrics``, or the error that prevented it."""
 
     url: str
     reachable: bool

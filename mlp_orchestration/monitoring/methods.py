@@ -105,7 +105,7 @@ _DISPLAY_NAMES = {
 
 
 def evidently_stattest_name(method: DriftMethod, bins: int = 10) -> str:
-    """Return the name under which Evidently knows ``method``, registering it on first use.
+    """Return ``method``'s name in Evidently's stat-test registry, registering it on first use.
 
     Importing Evidently happens here, on the first call, never at module import.
     """

@@ -6,7 +6,8 @@ figures would reflect which labels happen to be in, not how the model does.
 
 Precision and recall are taken at the version's ``decision_threshold`` tag (the score that flags
 the spec's ``alert_rate`` on the validation window). A version without the tag is measured at the
-score that flags the top ``alert_rate`` share of the window's own scores, and the result says so.
+score that flags the top ``alert_rate`` share of the window's own scores, and
+``threshold_source`` records which threshold was used.
 """
 
 from __future__ import annotations
@@ -149,12 +150,14 @@ def score_window(
     }
     if not figures["complete"]:
         return figures
+
     scores = frame["score"].to_numpy(dtype=np.float64)[known]
     truth = labels[known].astype(np.int64)
     if threshold is None:
         threshold = float(np.quantile(scores, 1.0 - alert_rate))
         figures["threshold"] = threshold
     flagged = scores >= threshold
+
     if flagged.any():
         figures["precision_at_alert_rate"] = float(truth[flagged].mean())
     if positives > 0:
@@ -177,8 +180,10 @@ def compute_performance(
     if frame.empty:
         return []
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
+
     versions = sorted(frame["model_version"].dropna().astype(str).unique())
     thresholds = decision_thresholds(client, spec.name, versions)
+
     results = []
     for start, end in windows:
         in_window = frame[

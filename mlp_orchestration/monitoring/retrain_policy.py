@@ -1,4 +1,4 @@
-"""When sustained drift asks for a retrain: the retrain-on-drift sensor's decision, without Dagster.
+"""The retrain-on-drift sensor's decision as a plain function, without Dagster.
 
 A retrain is requested when the newest drift window and the windows right before it, back to
 back, all drifted for ``retrain.consecutive_windows`` windows, unless a retrain was requested or
@@ -118,7 +118,7 @@ class RetrainCursor:
 
 @dataclass(frozen=True)
 class RetrainDecision:
-    """What the policy decided and why, with the cursor to store."""
+    """The policy's decision, its reason and the cursor to store."""
 
     decision: Literal["retrain", "skip"]
     reason: str
@@ -139,8 +139,8 @@ def latest_per_window(records: Sequence[DriftReportRecord]) -> list[DriftReportR
     """Keep the newest report of each partition, ordered by window start."""
     newest: dict[str, DriftReportRecord] = {}
     for record in records:
-        kept = newest.get(record.partition_key)
-        if kept is None or record.storage_id > kept.storage_id:
+        current = newest.get(record.partition_key)
+        if current is None or record.storage_id > current.storage_id:
             newest[record.partition_key] = record
     return sorted(newest.values(), key=lambda record: record.window_start)
 

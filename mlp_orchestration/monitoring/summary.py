@@ -18,7 +18,7 @@ from mlp_orchestration.monitoring.retrain_policy import RETRAIN, SKIP
 
 @dataclass(frozen=True)
 class RetrainSummary:
-    """What the retrain sensor decided after the drift reports, and why."""
+    """The retrain sensor's decision after the drift reports, with its reason."""
 
     decision: str  # "retrain" or "skip"
     reason: str
@@ -60,7 +60,7 @@ def evaluate_retrain_sensor(
     resources: Mapping[str, Any],
     cursor: str | None = None,
 ) -> RetrainSummary:
-    """Evaluate the retrain-on-drift sensor once against the instance and summarize its answer.
+    """Evaluate the retrain-on-drift sensor once against the instance and summarize its result.
 
     Evaluating does not launch the run it requests; the daemon or the caller does that.
     """

@@ -1,6 +1,6 @@
 """A monitored world on real ULB rows: a registered champion, its snapshot and a prediction log.
 
-Day 1 (2013-09-01) is the champion's snapshot. The prediction log holds the champion's real
+Day 1 (2013-09-01) is the champion's snapshot. The prediction log contains the champion's real
 scores for day 2's first three hours in full, and 100 requests of the fourth hour, too few for
 a drift verdict. Labels are in for hours 0 and 1 and for half of hour 2.
 """
@@ -57,7 +57,7 @@ def ulb_with_time() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, ulb_with_time: pd.DataFrame) -> World:
     home = tmp_path_factory.mktemp("monitoring-home")
-    settings = Settings(MLP_HOME=str(home))
+    settings = Settings(**_store_env(home))
     day_one = ulb_with_time[ulb_with_time["Time"] < DAY]
     snapshot = day_one.iloc[::3]
     booster = train_booster(snapshot[snapshot["Time"] < 16 * HOUR])
@@ -80,8 +80,20 @@ def world(tmp_path_factory: pytest.TempPathFactory, ulb_with_time: pd.DataFrame)
     return World(settings=settings, version=version, booster_threshold=threshold, hours=hours)
 
 
+def _store_env(home: Path) -> dict[str, str]:
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI (MLflow 3.17), so a URI derived from
+    # MLP_HOME alone could pick up another module's store; each world names its own.
+    return {
+        "MLP_HOME": str(home),
+        "MLP_MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        "MLP_MLFLOW_REGISTRY_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        "MLP_MLFLOW_ARTIFACT_ROOT": (home / "mlflow" / "artifacts").as_uri(),
+    }
+
+
 @pytest.fixture
 def world_env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Point MLP_HOME (and so MlpResource) at the world's stores for one test."""
-    monkeypatch.setenv("MLP_HOME", str(Path(world.settings.home)))
+    """Point MLP_HOME and the MLflow stores (and so MlpResource) at the world's for one test."""
+    for name, value in _store_env(Path(world.settings.home)).items():
+        monkeypatch.setenv(name, value)
     return world

@@ -137,7 +137,7 @@ def test_drift_report_asset_small_window_has_no_report(world_env: World, fraud_s
 
 
 def test_summary_after_three_drifted_windows(world_env: World, fraud_spec: ModelSpec):
-    """Day 2's night hours differ from day 1 on most columns: the sensor asks for a retrain."""
+    """Day 2's night hours differ from day 1 on most columns: the sensor requests a retrain."""
     partitions = ["2013-09-02-00:00", "2013-09-02-01:00", "2013-09-02-02:00"]
     sensor = build_retrain_on_drift_sensor(fraud_spec)
     with dg.instance_for_test() as instance:
