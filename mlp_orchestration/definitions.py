@@ -6,7 +6,9 @@ import dagster as dg
 
 from assets.gates import build_gate_assets
 from assets.ingestion import build_ingestion_assets
+from assets.monitoring import build_monitoring_assets
 from assets.promotion import build_promotion_assets
+from assets.shadow import build_shadow_assets
 from assets.snapshot import build_snapshot_assets
 from assets.training import build_training_assets
 from mlp_orchestration import keys
@@ -15,6 +17,8 @@ from mlp_orchestration.settings import Settings, get_settings
 from mlp_orchestration.spec import load_specs
 from sensors.alerts import build_alert_sensors
 from sensors.jobs import build_jobs
+from sensors.retrain import build_retrain_sensors
+from sensors.rollout import build_rollout_sensors
 
 _ASSET_BUILDERS = (
     build_ingestion_assets,
@@ -22,6 +26,8 @@ _ASSET_BUILDERS = (
     build_training_assets,
     build_gate_assets,
     build_promotion_assets,
+    build_shadow_assets,
+    build_monitoring_assets,
 )
 
 
@@ -33,7 +39,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     for spec in load_specs(settings.specs_dir).values():
         for build in _ASSET_BUILDERS:
             assets.extend(build(spec))
-        jobs.extend(build_jobs(spec))
+        lifecycle_job, retrain_job = build_jobs(spec)
+        jobs.extend([lifecycle_job, retrain_job])
+        sensors.extend(build_rollout_sensors(spec))
+        for definition in build_retrain_sensors(spec, retrain_job):
+            target = schedules if isinstance(definition, dg.ScheduleDefinition) else sensors
+            target.append(definition)
     sensors.extend(build_alert_sensors())
     executor = (
         dg.in_process_executor

@@ -17,7 +17,7 @@ LIFECYCLE_ASSETS = (
 )
 
 
-def build_jobs(spec: ModelSpec) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(spec: ModelSpec) -> tuple[dg.UnresolvedAssetJobDefinition, ...]:
     lifecycle = dg.define_asset_job(
         name=keys.job_name(spec.name, keys.LIFECYCLE),
         selection=dg.AssetSelection.assets(
@@ -34,4 +34,4 @@ def build_jobs(spec: ModelSpec) -> list[dg.UnresolvedAssetJobDefinition]:
         description=f"Retrain {spec.name} on a new snapshot, gate it and hand it to the rollout.",
         tags={"mlp/model": spec.name},
     )
-    return [lifecycle, retrain]
+    return lifecycle, retrain

@@ -11,7 +11,6 @@ from mlp_orchestration.monitoring.drift_reports import (
     retrain_requested_alert,
     retrain_run_tags,
 )
-from mlp_orchestration.monitoring.partitions import drift_partitions
 from mlp_orchestration.monitoring.retrain_policy import RETRAIN
 from mlp_orchestration.resources import MlpResource
 from mlp_orchestration.spec import ModelSpec
@@ -29,7 +28,6 @@ def build_drift_job(spec: ModelSpec) -> "UnresolvedAssetJobDefinition":
     return dg.define_asset_job(
         name=keys.job_name(spec.name, keys.DRIFT),
         selection=dg.AssetSelection.assets(keys.asset_key(spec.name, keys.DRIFT_REPORT)),
-        partitions_def=drift_partitions(spec.monitoring.drift),
         executor_def=dg.in_process_executor,
         description=f"Compute the drift report of one {spec.name} prediction-log window.",
         tags={"mlp/model": spec.name},
