@@ -120,19 +120,19 @@ def load_window(engine: Engine, spec: ModelSpec, start: datetime, end: datetime)
                     sa.func.min(transactions.c.event_time), sa.func.max(transactions.c.event_time)
                 )
             ).one()
-        held = (
-            f"the table holds {first} to {last}"
+        contents = (
+            f"the table contains event times {first} to {last}"
             if first is not None
             else "the transactions table is empty; load the dataset first"
         )
         raise ConfigurationError(
-            f"no transactions between {start.isoformat()} and {end.isoformat()}: {held}"
+            f"no transactions between {start.isoformat()} and {end.isoformat()}: {contents}"
         )
     return pd.DataFrame(rows, columns=[c.name for c in columns])
 
 
 def _insert_ignoring_duplicates(engine: Engine) -> Any:
-    """An insert into label_feedback that skips labels already delivered (a replayed window)."""
+    """Return an insert into label_feedback that skips labels already delivered before."""
     name = engine.dialect.name
     if name == "sqlite":
         return sqlite.insert(label_feedback).on_conflict_do_nothing()

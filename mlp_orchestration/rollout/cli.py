@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: Any) -> N
         "--max-retries",
         type=int,
         default=3,
-        help="Retries of a request that failed with 429, 5xx or no answer.",
+        help="Retries of a request that failed with 429, 5xx or no response.",
     )
     replay.add_argument(
         "--flush-labels",

@@ -1,9 +1,9 @@
 """Drive one rollout end to end while replaying traffic: the demo's rollout step.
 
-The driver writes the shadow config, replays a window of real transactions through the scoring
-service in the background, materializes ``shadow_evaluation`` (through Dagster when given an
-instance, so the UI shows it), then runs the same ``step_rollout`` the rollout sensor runs until
-the candidate is promoted or rolled back. A rollout sensor running at the same time is safe:
+The driver writes the shadow config and replays a window of real transactions through the
+scoring service in the background. It materializes ``shadow_evaluation`` (through Dagster when
+given an instance, so the UI shows it), then runs the same ``step_rollout`` as the rollout sensor
+until the candidate is promoted or rolled back. A rollout sensor running at the same time is safe:
 whichever evaluator writes first wins the compare-and-set and the other follows.
 """
 
@@ -39,14 +39,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The canary share is a hash split, so a stage sees its share of traffic only on average; the
+# The canary share is a hash split, so a stage receives its share of traffic only on average; the
 # window must hold this much more than the exact minimum.
 _WINDOW_MARGIN = 1.15
 
 
 @dataclass
 class RolloutOutcome:
-    """How a driven rollout ended, with every routing version it wrote."""
+    """The end state of a driven rollout, with every routing version it wrote."""
 
     model: str
     candidate_version: str
@@ -202,7 +202,7 @@ def _walk(
     poll_s: float,
     approval_timeout_s: float,
 ) -> StepOutcome:
-    # After sending ends, the service's prediction log writer still holds the last rows for up
+    # After sending ends, the service's prediction log writer still buffers the last rows for up
     # to its flush interval, and a stage needs min_duration; allow both before giving up.
     grace_s = ctx.spec.rollout.min_duration.total_seconds() + 2 * ctx.settings.predlog_flush_s + 5
     idle_since: float | None = None

@@ -2,7 +2,7 @@
 
 Each guard compares the canary arm with the champion arm of the same window and returns a
 ``GuardResult``. A guard that lacks the data to judge (no labels yet, an empty arm) returns
-``judged=False`` and never breaches; a breach names the metric, its value and its limit.
+``judged=False`` and never breaches. A breach names the metric, its value and its limit.
 Add a guard by decorating a function with ``@guard("name")``.
 """
 
@@ -138,8 +138,8 @@ def alert_rate(canary: ArmWindow, champion: ArmWindow, limits: GuardSpec) -> Gua
     """Canary alert rate over champion alert rate, each at its own decision threshold.
 
     Alerts are rare (the spec's alert rate), so a few hundred requests give noisy rates. The
-    guard breaches only when the ratio exceeds the limit and a one-sided binomial test says the
-    canary's alert count is above ``limit x champion rate`` beyond chance.
+    guard breaches only when the ratio exceeds the limit and a one-sided binomial test finds
+    the canary's alert count above ``limit x champion rate`` beyond chance.
     """
     limit = limits.max_alert_rate_ratio
     canary_scored, champion_scored = canary.scored.size, champion.scored.size

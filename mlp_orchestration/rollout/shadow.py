@@ -1,9 +1,9 @@
 """Shadow evaluation: the champion serves, the challenger scores the same requests.
 
 ``pair_scores`` joins the champion arm and the challenger's shadow rows of the prediction log on
-``request_id``; ``evaluate_shadow`` compares the two scores of every pair (decision agreement at
+``request_id``. ``evaluate_shadow`` compares the two scores of every pair: decision agreement at
 each version's decision threshold, flipped decisions overall and per segment, score correlation,
-score PSI, latency and, once labels have arrived, PR-AUC and recall at the spec's alert rate);
+score PSI, latency and, once labels have arrived, PR-AUC and recall at the spec's alert rate.
 ``shadow_gate`` decides from the spec's shadow thresholds whether the canary may start.
 """
 

@@ -132,7 +132,9 @@ def test_replay_counts_and_retries_unreachable_service(rollout_env, window):
 
 def test_replay_rejects_empty_window(rollout_env, window):
     start, _, _ = window
-    with pytest.raises(ConfigurationError, match="no transactions between .* the table holds"):
+    with pytest.raises(
+        ConfigurationError, match="no transactions between .* the table contains event times"
+    ):
         TrafficReplay(
             rollout_env.settings,
             rollout_env.spec,

@@ -86,7 +86,8 @@ def test_history_json_lists_who_when_why_evidence(store, capsys):
 def test_history_text_names_each_version(store, capsys):
     code, out, _ = run(capsys, "routing", "history", MODEL)
     assert code == 0
-    assert "v2" in out and "shadow  by alice" in out
+    assert "v2" in out
+    assert "shadow  by alice" in out
     assert "reason: shadow gate passed" in out
 
 

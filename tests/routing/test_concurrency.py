@@ -1,8 +1,8 @@
 """Concurrent routing writers, threads and processes, on SQLite and PostgreSQL.
 
 Every attempt reads the latest config and writes version + 1 with compare-and-set. Whatever the
-interleaving, the history must hold each won write exactly once, at the version its writer was
-told, with no gap and no version written twice.
+interleaving, the history must hold each won write exactly once, at the version returned to
+its writer, with no gap and no version written twice.
 """
 
 from __future__ import annotations
