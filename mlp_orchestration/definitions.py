@@ -43,7 +43,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs.extend([lifecycle_job, retrain_job])
         sensors.extend(build_rollout_sensors(spec))
         for definition in build_retrain_sensors(spec, retrain_job):
-            target = schedules if isinstance(definition, dg.ScheduleDefinition) else sensors
+            target = sensors if isinstance(definition, dg.SensorDefinition) else schedules
             target.append(definition)
     sensors.extend(build_alert_sensors())
     executor = (
