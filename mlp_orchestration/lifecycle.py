@@ -44,6 +44,14 @@ class LifecycleResult:
     rows_loaded: int | None
 
 
+def snapshot_run_config(spec: ModelSpec, as_of: datetime | None) -> dict[str, Any]:
+    """Run config that sets the feature snapshot's cut-off; empty keeps the spec's as_of."""
+    if as_of is None:
+        return {}
+    snapshot_op = "__".join(keys.asset_key(spec.name, keys.FEATURE_SNAPSHOT).path)
+    return {"ops": {snapshot_op: {"config": {"as_of": as_of.isoformat()}}}}
+
+
 def run_lifecycle(
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -61,10 +69,7 @@ def run_lifecycle(
 
     definitions = build_definitions(settings)
     job = definitions.resolve_job_def(keys.job_name(spec.name, action))
-    run_config: dict[str, Any] = dict(QUIET_LOGGERS)
-    if as_of is not None:
-        snapshot_op = "__".join(keys.asset_key(spec.name, keys.FEATURE_SNAPSHOT).path)
-        run_config["ops"] = {snapshot_op: {"config": {"as_of": as_of.isoformat()}}}
+    run_config: dict[str, Any] = {**QUIET_LOGGERS, **snapshot_run_config(spec, as_of)}
     result = job.execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False, tags=tags or {}
     )

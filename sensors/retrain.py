@@ -9,6 +9,7 @@ from mlp_orchestration.alerts import AlertLogError
 from mlp_orchestration.monitoring.drift_reports import (
     evaluate_retrain,
     retrain_requested_alert,
+    retrain_run_config,
     retrain_run_tags,
 )
 from mlp_orchestration.monitoring.retrain_policy import RETRAIN
@@ -75,7 +76,13 @@ def build_retrain_on_drift_sensor(
             # An unwritable alert log must not hold back the retrain; the tick log keeps it.
             context.log.warning("the drift alert for %s was not sent: %s", spec.name, exc)
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=decision.run_key, tags=retrain_run_tags(decision))],
+            run_requests=[
+                dg.RunRequest(
+                    run_key=decision.run_key,
+                    run_config=retrain_run_config(spec, decision),
+                    tags=retrain_run_tags(decision),
+                )
+            ],
             cursor=cursor,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -78,6 +79,18 @@ def evaluate_retrain(
         now=now or datetime.now(UTC),
         last_retrain_at=last_run_created_at(instance, job_name),
     )
+
+
+def retrain_run_config(spec: ModelSpec, decision: RetrainDecision) -> dict[str, Any]:
+    """Run config of a drift-triggered retrain: its snapshot ends with the triggering window.
+
+    Without it the retrain job would snapshot the spec's fixed as_of and relearn the champion's
+    data; ending at the drifted window trains on the traffic that moved.
+    """
+    from mlp_orchestration.lifecycle import snapshot_run_config
+
+    as_of = decision.triggering.window_end if decision.triggering else None
+    return snapshot_run_config(spec, as_of)
 
 
 def retrain_run_tags(decision: RetrainDecision) -> dict[str, str]:

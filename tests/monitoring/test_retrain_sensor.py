@@ -112,6 +112,8 @@ def test_first_breach_requests_one_run(instance, fraud_spec: ModelSpec):
     assert request.tags["mlp/drift_partition"] == "2013-09-02-02:00"
     assert request.tags["mlp/drift_report_event"] == str(last)
     assert "3 back-to-back windows" in request.tags["mlp/reason"]
+    snapshot_config = request.run_config["ops"]["fraud__feature_snapshot"]["config"]
+    assert snapshot_config == {"as_of": "2013-09-02T03:00:00+00:00"}
     cursor = RetrainCursor.from_json(result.cursor)
     assert cursor.last_storage_id == last
     assert cursor.last_run_key == request.run_key
