@@ -12,6 +12,7 @@ import pytest
 
 from mlp_orchestration.data import ulb
 from mlp_orchestration.settings import Settings, get_settings
+
 from .helpers import (
     FEATURES,
     LiveServer,

@@ -46,9 +46,7 @@ def train_booster(frame: pd.DataFrame, *, rounds: int, seed: int, leaves: int = 
     return lgb.train(params, data, num_boost_round=rounds)
 
 
-def register_booster(
-    settings: Settings, booster: lgb.Booster, *, threshold: float | None
-) -> str:
+def register_booster(settings: Settings, booster: lgb.Booster, *, threshold: float | None) -> str:
     """Log a booster with mlflow.lightgbm and register it; return the new version."""
     client = registry.configure(settings)
     experiment_id = registry.ensure_experiment(client, MODEL, settings)
@@ -124,9 +122,9 @@ def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) ->
 class LiveServer:
     """The scoring app on uvicorn in a thread, on a free loopback port."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, fast_path: bool = True) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, fast_path=fast_path)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
@@ -166,7 +164,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_cli_server(settings: Settings, port: int, log_path: Path) -> subprocess.Popen:
+def start_cli_server(
+    settings: Settings, port: int, *, workers: int = 1, log_path: Path
+) -> subprocess.Popen:
     """Start ``mlp serve`` in a subprocess with the settings as environment variables."""
     env = {
         key: value
@@ -184,6 +184,9 @@ def start_cli_server(settings: Settings, port: int, log_path: Path) -> subproces
             "MLP_PREDLOG_FLUSH_S": "5",
         }
     )
-    command = [sys.executable, "-m", "mlp_orchestration.cli", "serve", "--port", str(port)]
+    command = [
+        sys.executable, "-m", "mlp_orchestration.cli", "serve",
+        "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
     with log_path.open("wb") as log:
         return subprocess.Popen(command, env=env, cwd=PROJECT_DIR, stdout=log, stderr=log)
