@@ -127,7 +127,11 @@ def read_arm_rows(
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     columns = ["request_id", "entity_id", "status", "latency_ms", "score", "model_version", "label"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    # Numeric dtypes even for an all-NULL column, so windows of several versions concatenate.
+    for column in ("latency_ms", "score", "label"):
+        frame[column] = pd.to_numeric(frame[column]).astype(np.float64)
+    return frame
 
 
 def count_arm_requests(
