@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     """Build the scoring service app; settings default to the environment's.
 
     Args:
-        fast_path: answer the two scoring routes in ``ScoringFastPath`` before FastAPI routing
+        fast_path: serve the two scoring routes in ``ScoringFastPath`` before FastAPI routing
             (same handlers and errors, less overhead); False routes them through FastAPI.
     """
     runtime = Runtime(settings or get_settings())

@@ -12,7 +12,7 @@ from mlp_orchestration.errors import ErrorCategory, MlpError
 
 
 class ScoringServiceError(MlpError):
-    """The scoring service answered with an error status or could not be reached."""
+    """The scoring service returned an error status or could not be reached."""
 
     category = ErrorCategory.UNAVAILABLE
 

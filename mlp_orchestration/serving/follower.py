@@ -115,11 +115,13 @@ class RoutingFollower:
         retry_pending = time.monotonic() < self._retry_at.get(model, 0.0)
         if error is not None and error.routing_version == version and retry_pending:
             return state
+
         try:
             config = store.require_current(model)
             route = self._build_route(config)
         except Exception as exc:  # noqa: BLE001 - any load failure keeps the last good route
             return self._record_failure(state, model, version, error, exc)
+
         self._retry_at.pop(model, None)
         self._metrics.load_error.labels(model).set(0)
         self._metrics.routing_version.labels(model).set(config.version)
@@ -134,6 +136,7 @@ class RoutingFollower:
             route.canary_share,
             list(config.shadow_versions),
         )
+
         errors = {k: v for k, v in state.errors.items() if k != model}
         return replace(
             state,

@@ -20,7 +20,7 @@ from mlp_orchestration.serving.validation import (
 
 SCORE = "score"
 SCORE_BATCH = "score_batch"
-# Batches of this many records or fewer are scored on the event loop; larger ones in a thread,
+# Batches of up to this many records are scored on the event loop. Larger ones go to a thread,
 # so one big batch does not stall every other connection of the worker.
 _INLINE_BATCH = 32
 

@@ -1,10 +1,15 @@
 """Prometheus metrics of the scoring service.
 
 Each app gets its own registry, so several apps can live in one process (tests). With several
-uvicorn workers, ``mlp serve`` sets PROMETHEUS_MULTIPROC_DIR before the workers start; then every
-worker writes its values to files there and ``/metrics`` merges the files of all workers.
+uvicorn workers, ``mlp serve`` sets PROMETHEUS_MULTIPROC_DIR before the workers start. Every
+worker then writes its values to files there, and ``/metrics`` merges the files of all workers.
 Label children are cached per label tuple, so an observation on the request path is one
 dictionary lookup plus the observation itself.
+
+NOTE: started any other way with several workers (for example ``uvicorn --workers 4
+--factory mlp_orchestration.serving.app:create_app``), each scrape of ``/metrics`` reports only
+the worker that served it, unless PROMETHEUS_MULTIPROC_DIR points at an empty folder before the
+workers start.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class ServingMetrics:
             ["model", "endpoint", "category"],
             registry=registry,
         )
+
         self.shadow_scored = Counter(
             "mlp_shadow_scored",
             "Records scored by shadow versions, per model and version.",
@@ -66,6 +72,7 @@ class ServingMetrics:
             ["model"],
             registry=registry,
         )
+
         self.reload_failures = Counter(
             "mlp_routing_reload_failures",
             "Failed attempts to load a model's new routing config; the last good one serves on.",
@@ -86,6 +93,7 @@ class ServingMetrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+
         self.predlog_written = Counter(
             "mlp_prediction_log_written",
             "Prediction log rows written to the warehouse.",
@@ -107,6 +115,7 @@ class ServingMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+
         self._latency_children: dict[tuple[str, str, str], object] = {}
         self._request_children: dict[tuple[str, str, str], object] = {}
 

@@ -1,6 +1,6 @@
 """The prediction log writer: every scored record goes to ``prediction_log`` in batches.
 
-Request handlers only append a record to an in-memory buffer; a background thread turns records
+Request handlers only append a record to an in-memory buffer. A background thread turns records
 into rows and inserts them, ``batch_size`` per insert, at least every ``flush_s`` seconds.
 When the database is unreachable, the writer keeps the rows, retries with exponential backoff,
 and drops the oldest rows (counted in metrics) once ``buffer_size`` are waiting. ``stop``
@@ -96,7 +96,7 @@ class PredictionLogWriter:
         self.dropped = 0
 
     def append(self, record: PredictionRecord) -> None:
-        """Buffer one record; never blocks on the database."""
+        """Buffer one record without touching the database (only an in-memory lock)."""
         with self._lock:
             if len(self._buffer) >= self._buffer_size:
                 self._buffer.popleft()

@@ -1,7 +1,7 @@
 """Request and response shapes for the OpenAPI document only.
 
 The routes read raw bytes and validate by hand (``validation.py``) to keep pydantic off the
-request path; these models describe the same shapes in ``/openapi.json`` and ``/docs``.
+request path. These models describe the same shapes in ``/openapi.json`` and ``/docs``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class ScoreRequest(BaseModel):
     entity_id: str = Field(
         min_length=1,
         max_length=128,
-        description="Entity (transaction) id; decides the canary arm. An integer is accepted "
+        description="Entity (transaction) id, which decides the canary arm. An integer is accepted "
         "and turned into its decimal string.",
         examples=["184203"],
     )

@@ -2,7 +2,7 @@
 
 Everything here runs on the event loop for single records, so it stays free of pandas and
 pydantic. Metrics observation, the prediction log append and the shadow hand-off each cost
-a few microseconds; the log rows are built and written in the writer's thread.
+a few microseconds, because the log rows are built and written in the writer's thread.
 """
 
 from __future__ import annotations
@@ -231,10 +231,12 @@ def _readable(exc: FeatureError) -> FeatureError:
     """Cap the names an error lists, so a body of many odd keys cannot echo back megabytes."""
 
     def cap(names: list[str]) -> list[str]:
-        shown = [name[:64] + "..." if len(name) > 64 else name for name in names[:_MAX_NAMES_SHOWN]]
+        capped = [
+            name[:64] + "..." if len(name) > 64 else name for name in names[:_MAX_NAMES_SHOWN]
+        ]
         if len(names) > _MAX_NAMES_SHOWN:
-            shown.append(f"({len(names) - _MAX_NAMES_SHOWN} more)")
-        return shown
+            capped.append(f"({len(names) - _MAX_NAMES_SHOWN} more)")
+        return capped
 
     return FeatureError(
         missing=cap(exc.missing), unknown=cap(exc.unknown), invalid=cap(exc.invalid)

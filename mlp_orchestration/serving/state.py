@@ -1,7 +1,7 @@
 """The serving state: one immutable object that request handlers read without locks.
 
 The routing follower builds a complete new ``ServingState`` (every routed version loaded and
-warmed) and then replaces the reference in one assignment, so a request sees either the old
+warmed) and then replaces the reference in one assignment, so a request reads either the old
 state or the new one, never a mix.
 """
 
@@ -81,7 +81,7 @@ class ModelRoute:
 class ServingState:
     """Everything a request needs: the routes, the routed models and the last load errors.
 
-    ``routed`` holds every model that has a routing config in the store, loaded or not, so a
+    ``routed`` contains every model that has a routing config in the store, loaded or not, so a
     model whose first config failed to load gets 503 instead of 404.
     """
 
@@ -113,8 +113,8 @@ class ServingState:
     def not_found(self, model: str) -> NotFoundError:
         """Return the error for a model without a routing config, listing the served ones."""
         served = ", ".join(sorted(self.routed)) or "none yet"
-        shown = model if len(model) <= 64 else model[:64] + "..."
+        name = model if len(model) <= 64 else model[:64] + "..."
         return NotFoundError(
-            f"model {shown!r} is not served here (served models: {served}); "
+            f"model {name!r} is not served here (served models: {served}); "
             "check the model name or route the model first"
         )

@@ -111,6 +111,7 @@ def predict_exact(booster: lgb.Booster, features: dict[str, float]) -> float:
 
 
 def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` was awaited after the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():

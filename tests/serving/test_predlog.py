@@ -160,7 +160,7 @@ def test_sigterm_logs_every_request(registered: Registered, tmp_path: Path) -> N
 
         def all_workers_ready() -> bool:
             try:
-                # Fresh connections reach both workers; every answer must be ready.
+                # Fresh connections reach both workers, and every one of them must report ready.
                 return all(httpx.get(f"{url}/readyz").status_code == 200 for _ in range(20))
             except httpx.HTTPError:
                 return False

@@ -1,9 +1,9 @@
 """``POST /v1/models/{model}/score`` and its batch form.
 
 The handlers read the raw body and call ``handlers.py``, which parses it with orjson and
-validates it by hand; pydantic models appear only in the OpenAPI document (``schemas.py``).
-When the app runs with the fast path (the default), ``fastpath.py`` answers these two routes
-before FastAPI routing and these functions serve as their documentation.
+validates it by hand. Pydantic models appear only in the OpenAPI document (``schemas.py``).
+With the fast path on (the default), ``fastpath.py`` serves these two routes before FastAPI
+routing, so these functions then only document them.
 """
 
 from __future__ import annotations
