@@ -14,6 +14,10 @@ from mlp_orchestration.settings import PROJECT_DIR, Settings
 
 logger = logging.getLogger(__name__)
 
+# Run config for in-process runs started from the CLI or the demo: Dagster's console logger prints
+# every event at DEBUG by default, which buries the command's own output.
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 EMBEDDED_CONFIG = PROJECT_DIR / "dagster.yaml"
 POSTGRES_CONFIG = PROJECT_DIR / "infra" / "dagster" / "dagster.postgres.yaml"
 

@@ -16,6 +16,7 @@ import dagster as dg
 from mlp_orchestration import keys, registry
 from mlp_orchestration.errors import MlpError
 from mlp_orchestration.evaluation import GateReport
+from mlp_orchestration.instance import QUIET_LOGGERS
 from mlp_orchestration.promotion import PromotionOutcome
 from mlp_orchestration.routing import RoutingStore
 from mlp_orchestration.settings import Settings
@@ -24,8 +25,6 @@ from mlp_orchestration.training import CandidateModel
 from mlp_orchestration.warehouse import get_engine
 
 logger = logging.getLogger(__name__)
-
-QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 class LifecycleRunError(MlpError):

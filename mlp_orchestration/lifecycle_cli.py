@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from mlp_orchestration import keys
@@ -14,6 +16,20 @@ from mlp_orchestration.spec import get_spec, load_spec_file, load_specs, parse_a
 def register(subparsers: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser("demo", help="Run the whole loop on the real data (main job).")
     demo.add_argument("--model", default="fraud", help="Model spec to run (default fraud).")
+    demo.add_argument(
+        "--replay-until",
+        default="2013-09-03T00:00:00Z",
+        help="Replay day two's transactions up to this event time (ISO 8601; default the "
+        "end of day two).",
+    )
+    demo.add_argument(
+        "--rate", type=float, default=2500.0, help="Replay rate in transactions/s (default 2500)."
+    )
+    demo.add_argument(
+        "--no-rollout",
+        action="store_true",
+        help="Stop after the first drift reports: no retrain and no rollout.",
+    )
     demo.set_defaults(handler=_demo)
 
     status = subparsers.add_parser("status", help="Champion, routing and figures per model.")
@@ -51,9 +67,20 @@ def register(subparsers: argparse._SubParsersAction, bench: argparse._SubParsers
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mlp_orchestration.demo import run_demo
+    from mlp_orchestration.demo import DemoOptions, run_demo
+    from mlp_orchestration.errors import ConfigurationError
 
-    run_demo(get_settings(), model=args.model)
+    options = DemoOptions(model=args.model, rate=args.rate, rollout=not args.no_rollout)
+    until = parse_as_of(args.replay_until, source="--replay-until")
+    first_end = options.replay_start + timedelta(hours=options.first_replay_hours)
+    if until is None or not first_end < until <= options.replay_end:
+        raise ConfigurationError(
+            f"--replay-until {args.replay_until!r} must be after {first_end.isoformat()} and "
+            f"no later than {options.replay_end.isoformat()} (the end of the data)"
+        )
+    if args.rate <= 0:
+        raise ConfigurationError(f"--rate {args.rate} must be a positive number of transactions/s")
+    run_demo(get_settings(), replace(options, replay_end=until))
     return 0
 
 

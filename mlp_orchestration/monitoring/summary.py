@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from mlp_orchestration.instance import QUIET_LOGGERS
 from mlp_orchestration.monitoring.drift_reports import recent_drift_reports
 from mlp_orchestration.monitoring.retrain_policy import RETRAIN, SKIP
 
@@ -47,6 +48,7 @@ def materialize_drift_reports(
             partition_key=partition_key,
             resources=dict(resources),
             tags={"mlp/trigger": "demo"},
+            run_config=QUIET_LOGGERS,
         )
         run_ids.append(result.run_id)
     return run_ids

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 # The canary share is a hash split, so a stage receives its share of traffic only on average; the
 # window must hold this much more than the exact minimum.
 _WINDOW_MARGIN = 1.15
+# Seconds allowed for the shadow evaluation (a Dagster run in process) while traffic keeps
+# flowing to the shadow stage; an estimate from test runs on a 2-core machine.
+_SHADOW_EVALUATION_S = 10.0
 
 
 @dataclass
@@ -65,10 +68,19 @@ class RolloutOutcome:
         return result
 
 
-def required_transactions(spec: ModelSpec) -> int:
-    """Transactions a replay window needs for the shadow stage and every canary stage."""
+def required_transactions(
+    spec: ModelSpec, *, rate: float, routing_poll_s: float, poll_s: float
+) -> int:
+    """Estimate the transactions a replay window needs to walk the shadow and canary stages.
+
+    Each stage needs its minimum requests, and also lasts at least ``min_duration`` plus the
+    time for a routing change to reach the service and for the driver to see it; traffic sent
+    meanwhile counts for no stage.
+    """
     canary = sum(math.ceil(spec.rollout.min_requests / share) for share in spec.rollout.stages)
-    return math.ceil((spec.shadow.min_requests + canary) * _WINDOW_MARGIN)
+    per_stage_s = spec.rollout.min_duration.total_seconds() + routing_poll_s + poll_s
+    waiting_s = len(spec.rollout.stages) * per_stage_s + _SHADOW_EVALUATION_S
+    return math.ceil((spec.shadow.min_requests + canary) * _WINDOW_MARGIN + rate * waiting_s)
 
 
 def _materialize_shadow(
@@ -79,6 +91,7 @@ def _materialize_shadow(
 ) -> None:
     import dagster as dg
 
+    from mlp_orchestration.instance import QUIET_LOGGERS
     from mlp_orchestration.resources import MlpResource
 
     result = dg.materialize(
@@ -86,6 +99,7 @@ def _materialize_shadow(
         instance=instance,
         resources={keys.RESOURCE_KEY: MlpResource()},
         tags={"mlp/model": ctx.model, "mlp/actor": actor},
+        run_config=QUIET_LOGGERS,
         raise_on_error=True,
     )
     logger.info("shadow_evaluation of %s materialized in Dagster run %s", ctx.model, result.run_id)
@@ -163,12 +177,15 @@ def drive_rollout(
         batch_size=batch_size,
         progress=progress,
     )
-    needed = required_transactions(spec)
+    needed = required_transactions(
+        spec, rate=rate, routing_poll_s=settings.routing_poll_s, poll_s=poll_s
+    )
     if len(replay.window) < needed:
         raise ConfigurationError(
-            f"the replay window {replay_start.isoformat()} to {replay_end.isoformat()} holds "
+            f"the replay window {replay_start.isoformat()} to {replay_end.isoformat()} contains "
             f"{len(replay.window)} transactions, but the shadow stage and the canary stages "
-            f"{spec.rollout.stages} need about {needed}; widen the window"
+            f"{spec.rollout.stages} need about {needed} at {rate:g} transactions/s; widen the "
+            "window or lower the rate"
         )
     before = ctx.store.require_current(spec.name).version
     start_rollout(ctx, candidate_version=candidate_version, actor=actor)
