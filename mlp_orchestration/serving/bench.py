@@ -386,6 +386,8 @@ def machine_info(workers: int, duration_s: float) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        # Other processes on the machine move the figures; a high load average flags a noisy run.
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "workers_per_server": workers,
         "duration_s": duration_s,
         "load_generator": f"wrk -t1 ({shutil.which('wrk') or WRK}), closed loop",
@@ -418,10 +420,9 @@ def render_markdown(figures: dict[str, Any], plan: BenchPlan, when: datetime) ->
         "turn by wrk (one thread, closed loop, fixed duration per point).",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['platform']}, Python "
-        f"{machine['python']}. Each server runs {plan.workers} worker processes; the load "
-        "generator shares the same cores. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-        + ".",
+        f"{machine['python']}, load average {machine['load_average_1m']} when the run started. "
+        f"Each server runs {plan.workers} worker processes; the load generator shares the same "
+        "cores. Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + ".",
         "",
         "Setup choices: every server runs the same number of uvicorn workers (default 2, one per "
         "core). Scoring is CPU-bound on each worker's event loop, so more workers than cores only "

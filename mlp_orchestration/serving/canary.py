@@ -4,7 +4,7 @@ Each entity id gets a bucket in [0, 1) from a BLAKE2b hash of the id, salted wit
 the canary version. The entity goes to the canary when its bucket is below the canary share.
 For one canary version the bucket never changes, so an entity always lands on the same arm, and
 raising the share keeps every entity already on the canary there while adding more. A new
-canary version has a new salt, so each canary sees a fresh sample of entities.
+canary version has a new salt, so each canary scores a fresh sample of entities.
 
 The functions are pure, so the rollout code can predict which entities a canary scores.
 """

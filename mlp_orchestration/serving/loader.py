@@ -1,8 +1,9 @@
 """Downloads registered model versions from MLflow and loads them for scoring.
 
-Model files are cached under ``$MLP_HOME/serving-cache/<model>/<version>/model.lgb``. A
-registered version's artifacts never change, so a cached file is reused; the download writes
-the file atomically, so a file present in the cache is complete.
+Model files are cached under ``$MLP_HOME/serving-cache/<model>/<version>/model.lgb``. MLflow
+has no call that replaces a registered version's artifacts, so a cached file is reused. The
+download writes the file atomically, so a file present in the cache is complete, and a file that
+fails to load is deleted so the next attempt downloads it again.
 """
 
 from __future__ import annotations
