@@ -6,6 +6,7 @@ from mlp_orchestration import keys
 from mlp_orchestration.evaluation import GateReport
 from mlp_orchestration.promotion import promote_after_gates
 from mlp_orchestration.resources import MlpResource
+from mlp_orchestration.retraining import retrain_finished_alert, retrain_trigger
 from mlp_orchestration.spec import ModelSpec
 from mlp_orchestration.training import CandidateModel
 
@@ -37,6 +38,13 @@ def build_promotion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             context={"dagster_run_id": context.run.run_id},
         )
         context.log.info(outcome.reason)
+        trigger = retrain_trigger(spec.name, context.job_name, context.run.tags)
+        if trigger is not None:
+            mlp.alerts().send(
+                retrain_finished_alert(
+                    settings, candidate, outcome, run_id=context.run.run_id, trigger=trigger
+                )
+            )
         return dg.Output(
             outcome,
             metadata={

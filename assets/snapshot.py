@@ -5,6 +5,7 @@ import pandas as pd
 
 from mlp_orchestration import features, keys
 from mlp_orchestration.resources import MlpResource
+from mlp_orchestration.retraining import retrain_started_alert, retrain_trigger
 from mlp_orchestration.spec import ModelSpec, parse_as_of
 from mlp_orchestration.validation import SNAPSHOT_CHECKS, run_snapshot_checks
 
@@ -27,6 +28,13 @@ def build_snapshot_assets(spec: ModelSpec) -> list:
     def feature_snapshot(
         context: dg.AssetExecutionContext, config: SnapshotConfig, mlp: MlpResource
     ) -> dg.Output:
+        trigger = retrain_trigger(spec.name, context.job_name, context.run.tags)
+        if trigger is not None:
+            mlp.alerts().send(
+                retrain_started_alert(
+                    mlp.settings(), spec.name, run_id=context.run.run_id, trigger=trigger
+                )
+            )
         engine = mlp.engine()
         frame, bounds = features.build_snapshot(
             engine, spec, as_of=parse_as_of(config.as_of, source="run config as_of")

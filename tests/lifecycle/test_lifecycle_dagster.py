@@ -90,6 +90,9 @@ def test_lifecycle_promotes_then_gates_later_candidate(lifecycle_env, capsys):
     later = run_lifecycle(
         settings, instance, spec, action=keys.RETRAIN, as_of=parse_as_of("2013-09-01T15:00:00Z")
     )
+    with get_engine(settings.warehouse_url).connect() as conn:
+        kinds = conn.execute(sa.select(alert_log.c.kind).order_by(alert_log.c.id)).scalars().all()
+    assert kinds[-2:] == ["retrain_started", "retrain_finished"]
     assert later.candidate.version != first.candidate.version
     assert later.snapshot_hash != first.snapshot_hash
     assert later.gate_report.champion_version == first.candidate.version
