@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import redis
+import sqlalchemy as sa
 
 from mlp_orchestration.data import ulb
 from mlp_orchestration.settings import PROJECT_DIR, Settings, get_settings
 from mlp_orchestration.spec import ModelSpec, load_spec_file
+from mlp_orchestration.warehouse import get_engine
 
 FRAUD_SPEC = PROJECT_DIR / "mlp_orchestration" / "specs" / "fraud.yaml"
 
@@ -61,3 +66,55 @@ def ulb_frame() -> pd.DataFrame:
 @pytest.fixture
 def fraud_spec() -> ModelSpec:
     return load_spec_file(FRAUD_SPEC)
+
+
+def _server_url(variable: str) -> str:
+    """The URL of a test server, or a skip when the variable is unset (a laptop without it).
+
+    When the variable is set, an unreachable server fails the test instead of skipping it, so
+    CI (which sets both variables) never passes by skipping.
+    """
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"{variable} is not set; set it to run the services-profile tests")
+    return url
+
+
+@pytest.fixture
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """A factory of fresh databases on MLP_TEST_POSTGRES_URL's server, all dropped afterwards."""
+    admin_url = _server_url("MLP_TEST_POSTGRES_URL")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"mlp_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return (
+            sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        )
+
+    try:
+        yield create
+    finally:
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            for name in created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """One fresh database on the PostgreSQL server of MLP_TEST_POSTGRES_URL."""
+    return postgres_databases()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server of MLP_TEST_REDIS_URL, checked to answer."""
+    url = _server_url("MLP_TEST_REDIS_URL")
+    redis.Redis.from_url(url, socket_timeout=2).ping()
+    return url
