@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from mlp_orchestration.errors import ConfigurationError
 from mlp_orchestration.replay import ReplayError, TrafficReplay
+from mlp_orchestration.rollout.driver import drive_rollout
 from mlp_orchestration.warehouse import label_feedback, prediction_log
 
 from .service import ScoringProcess, free_port, load_transactions
@@ -151,3 +152,20 @@ def test_replay_rejects_nonpositive_rate(rollout_env, window):
         TrafficReplay(
             rollout_env.settings, rollout_env.spec, start=start, end=end, rate=0, label_delay_s=0
         )
+
+
+def test_driver_rejects_window_too_small(rollout_env, window):
+    start, end, _ = window
+    with pytest.raises(ConfigurationError, match="contains 300 transactions, but .* need about"):
+        drive_rollout(
+            rollout_env.settings,
+            rollout_env.spec,
+            candidate_version=rollout_env.challenger,
+            scoring_url="http://127.0.0.1:9",
+            replay_start=start,
+            replay_end=end,
+            rate=100,
+            label_delay_s=1,
+            actor="alice",
+        )
+    assert rollout_env.ctx.store.current(rollout_env.spec.name).version == 1

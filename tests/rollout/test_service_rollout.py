@@ -131,9 +131,13 @@ def test_rollback_visible_in_responses_within_polling_interval(rollout_env, serv
 
 def small_plan(spec):
     """The fraud spec with stages small enough to walk in seconds on a test's replay."""
-    shadow = spec.shadow.model_copy(update={"min_requests": 200})
+    shadow = spec.shadow.model_copy(update={"min_requests": 300})
     rollout = spec.rollout.model_copy(
-        update={"stages": [0.2, 0.5, 1.0], "min_requests": 60, "min_duration": timedelta(seconds=1)}
+        update={
+            "stages": [0.25, 0.5, 1.0],
+            "min_requests": 200,
+            "min_duration": timedelta(seconds=1),
+        }
     )
     return spec.model_copy(update={"shadow": shadow, "rollout": rollout})
 
@@ -141,7 +145,10 @@ def small_plan(spec):
 def test_driver_walks_shadow_and_canary_to_promotion(rollout_env, service, tmp_path):
     env = rollout_env
     spec = small_plan(env.spec)
-    frame = env.models.frame.iloc[15_000 : 15_000 + 2 * required_transactions(spec)]
+    needed = required_transactions(
+        spec, rate=300, routing_poll_s=env.settings.routing_poll_s, poll_s=0.3
+    )
+    frame = env.models.frame.iloc[15_000 : 15_000 + needed]
     load_transactions(env.settings, frame)
     instance = dg.DagsterInstance.ephemeral()
 
@@ -167,7 +174,7 @@ def test_driver_walks_shadow_and_canary_to_promotion(rollout_env, service, tmp_p
     stages = [(c.stage, c.canary_share) for c in history if c.version in outcome.routing_versions]
     assert stages == [
         (RoutingStage.SHADOW, 0.0),
-        (RoutingStage.CANARY, 0.2),
+        (RoutingStage.CANARY, 0.25),
         (RoutingStage.CANARY, 0.5),
         (RoutingStage.CANARY, 1.0),
         (RoutingStage.PROMOTED, 0.0),
