@@ -174,3 +174,13 @@ def test_alert_rate_noise_within_chance_is_healthy(fraud_spec):
     }
     assert results["alert_rate"].breached is False
     assert results["alert_rate"].details["p_value"] > 0.01
+
+
+@pytest.mark.parametrize("name", ["p99_latency", "score_psi"])
+def test_distribution_guards_need_samples(fraud_spec, name):
+    small = window(ArmPlan(requests=60, slow=10, low_score_scale=0.01), arm="canary", seed=2)
+    champion = window(CHAMPION_PLAN, arm="champion", seed=1)
+    result = GUARDS[name](small, champion, fraud_spec.rollout.guards)
+    assert result.judged is False
+    assert result.breached is False
+    assert "need 100" in result.message
