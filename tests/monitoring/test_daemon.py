@@ -18,7 +18,7 @@ from mlp_orchestration.spec import ModelSpec
 from .test_retrain_sensor import report
 
 LOCATION = Path(__file__).with_name("daemon_location.py")
-TIMEOUT_S = 240
+TIMEOUT_S = 120
 
 
 def _write_home(dagster_home: Path) -> None:
@@ -86,3 +86,5 @@ def test_daemon_launches_retrain_run(tmp_path: Path, fraud_spec: ModelSpec):
     assert run.tags["dagster/run_key"] == f"fraud-drift-2013-09-02-02:00-event-{last}"
     assert run.tags["dagster/sensor_name"] == "fraud_retrain_on_drift_sensor"
     assert run.tags["mlp/drift_partition"] == "2013-09-02-02:00"
+    snapshot_config = run.run_config["ops"]["fraud__feature_snapshot"]["config"]
+    assert snapshot_config == {"as_of": "2013-09-02T03:00:00+00:00"}
