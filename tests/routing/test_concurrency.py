@@ -8,13 +8,9 @@ its writer, with no gap and no version written twice.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
-import sqlalchemy as sa
 
 from mlp_orchestration.routing.config import RoutingStage, RoutingTarget
 from mlp_orchestration.routing.store import RoutingStore
@@ -24,37 +20,11 @@ from .writers import MODEL, write_attempts
 
 WRITERS = 4
 ATTEMPTS = 60
-POSTGRES_ADMIN_URL = os.environ.get(
-    "MLP_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'routing.db'}"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A database of its own on the local PostgreSQL server, dropped afterwards."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"mlp_test_routing_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable: {exc.orig}")
-    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    get_engine.cache_clear()
-    with admin.connect() as conn:
-        conn.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-            {"name": name},
-        )
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 def seed(url: str) -> None:
