@@ -144,10 +144,25 @@ class NativeModel:
         self.contributions(row)
 
 
+def _library_holding_gil() -> ctypes.PyDLL:
+    """LightGBM's library loaded again through PyDLL, whose calls keep the GIL.
+
+    ctypes.CDLL releases the GIL around every call. For a predict of a few microseconds, taking
+    the GIL back can wait a whole switch interval (5 ms by default) while another thread (the
+    prediction-log writer, a shadow worker) runs Python code, which shows up as tail latency.
+    """
+    return ctypes.PyDLL(lgb.basic._LIB._name)
+
+
 class _FastSingleRow:
     """LightGBM's single-row C API fast path, with its config set up once per booster."""
 
+    _gil_lib: ctypes.PyDLL | None = None
+
     def __init__(self, booster: lgb.Booster, width: int) -> None:
+        if _FastSingleRow._gil_lib is None:
+            _FastSingleRow._gil_lib = _library_holding_gil()
+        self._predict_fast = _FastSingleRow._gil_lib.LGBM_BoosterPredictForMatSingleRowFast
         self._lib = lgb.basic._LIB
         self._booster = booster  # keeps the booster handle alive as long as the config
         self._width = width
@@ -176,7 +191,7 @@ class _FastSingleRow:
         if row.dtype != np.float64 or not row.flags.c_contiguous:
             row = np.ascontiguousarray(row, dtype=np.float64)
         with self._lock:
-            status = self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+            status = self._predict_fast(
                 self._handle,
                 row.ctypes.data_as(ctypes.c_void_p),
                 ctypes.byref(self._out_len),
