@@ -55,10 +55,11 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level)
     try:
+        # Building the parser reads settings (defaults shown in --help), which may be invalid.
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        configure_logging(args.log_level)
         return int(args.handler(args) or 0)
     except MlpError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlp_orchestration.errors import ConfigurationError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -31,7 +33,12 @@ def _default_actor() -> str:
 class Settings(BaseSettings):
     """Settings of one process, read from the environment."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    # populate_by_name lets code and tests pass fields by name, and makes pydantic-settings read
+    # variables named like the fields too; the MLP_ prefix keeps those to our own variables
+    # (without it, HOME would set `home`, so MLP_HOME would default to the user's home folder).
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, env_prefix="MLP_"
+    )
 
     home: Path = Field(
         Path(".mlp"),
@@ -262,7 +269,21 @@ class Settings(BaseSettings):
 
 @functools.cache
 def _cached_settings(environ_key: frozenset[tuple[str, str]]) -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(_describe_invalid(exc)) from None
+
+
+def _describe_invalid(error: ValidationError) -> str:
+    aliases = {name: field.alias or name for name, field in Settings.model_fields.items()}
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        variable = aliases.get(name, name)
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"invalid setting {variable}: value {item.get('input')!r}: {message}")
+    return "; ".join(lines) + ". Fix the environment variable (see `mlp settings`)."
 
 
 def get_settings() -> Settings:
