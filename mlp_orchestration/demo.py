@@ -3,8 +3,8 @@
 1. The lifecycle job loads the data, snapshots day one, checks, trains, gates and promotes.
 2. The scoring service starts on loopback, and the first hours of day two are replayed
    through it; their labels arrive a few seconds later.
-3. Drift reports are materialized for those hours and the retrain sensor is evaluated; the
-   retrain it requests (or, without drift, a retrain on the same cut-off) runs through Dagster.
+3. Drift reports are materialized for those hours and the retrain sensor is evaluated. The
+   retrain it requests runs through Dagster (without drift, a retrain on the same cut-off runs).
 4. The new candidate, if its gates pass, is rolled out on the following traffic: shadow,
    canary stages, promotion or rollback.
 5. The rest of day two is replayed, and drift, delayed-label performance and serving health are
@@ -50,7 +50,7 @@ __all__ = ["DemoOptions", "DemoSummary", "ensure_champion", "run_demo"]
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What the demo replays and how fast."""
+    """Options of a demo run: the model, the replayed window and the replay speed."""
 
     model: str = "fraud"
     replay_start: datetime = parse_as_of("2013-09-02T00:00:00Z")  # type: ignore[assignment]
@@ -368,6 +368,7 @@ def print_summary(summary: DemoSummary) -> None:
             f"  champion holdout PR-AUC {holdout['pr_auc']:.4f}, ROC-AUC {holdout['roc_auc']:.4f}"
         )
     print(f"  champion snapshot: {status.get('snapshot_hash')}")
+
     for key in ("first_sensor_decision", "second_sensor_decision"):
         decision = summary.facts.get(key)
         if decision is not None:
@@ -381,6 +382,7 @@ def print_summary(summary: DemoSummary) -> None:
             f"  rollout of v{rollout.candidate_version}: {rollout.status}, routing versions "
             f"{rollout.routing_versions}"
         )
+
     print("  stage timings:")
     for name, seconds in summary.stages:
         print(f"    {seconds:7.1f} s  {name}")

@@ -2,8 +2,8 @@
 
 A run of the retrain job carries the ``mlp/trigger`` tag (``drift`` from the retrain sensor,
 ``schedule`` from the periodic schedule, ``demo`` from `mlp demo`). The first step of such a run
-announces it and the promotion step reports the outcome; a failed gate reports through its own
-gate alert and a crashed run through the run-failure sensor.
+announces it, and the promotion step reports the outcome. A failed gate reports through its own
+gate alert, and a crashed run through the run-failure sensor.
 """
 
 from __future__ import annotations

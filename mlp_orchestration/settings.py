@@ -33,9 +33,9 @@ def _default_actor() -> str:
 class Settings(BaseSettings):
     """Settings of one process, read from the environment."""
 
-    # populate_by_name lets code and tests pass fields by name, and makes pydantic-settings read
-    # variables named like the fields too; the MLP_ prefix keeps those to our own variables
-    # (without it, HOME would set `home`, so MLP_HOME would default to the user's home folder).
+    # populate_by_name lets code and tests pass fields by name. It also makes pydantic-settings
+    # read variables named like the fields, so the MLP_ prefix is needed: without it, HOME
+    # would set `home` and MLP_HOME would default to the user's home folder.
     model_config = SettingsConfigDict(
         extra="ignore", frozen=True, populate_by_name=True, env_prefix="MLP_"
     )

@@ -114,7 +114,7 @@ def postgres_url(postgres_databases: Callable[[], str]) -> str:
 
 @pytest.fixture
 def redis_url() -> str:
-    """The Redis server of MLP_TEST_REDIS_URL, checked to answer."""
+    """The Redis server of MLP_TEST_REDIS_URL, checked with a ping."""
     url = _server_url("MLP_TEST_REDIS_URL")
     redis.Redis.from_url(url, socket_timeout=2).ping()
     return url

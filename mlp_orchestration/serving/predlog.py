@@ -88,9 +88,9 @@ def _sqlite_time(value: datetime) -> str:
 def _insert_sqlite(conn: sa.Connection, batch: list[PredictionRecord]) -> None:
     """Insert with one multi-row statement per chunk.
 
-    cursor.executemany steps SQLite once per row and gives up the GIL around every step, so
-    under load the writer and the request thread hand the GIL back and forth hundreds of times
-    per batch; one statement per chunk hands it over once.
+    cursor.executemany steps SQLite once per row and releases the GIL around every step. Under
+    load the writer and the request thread then pass the GIL back and forth hundreds of times
+    per batch, while one statement per chunk passes it once.
     """
     for start in range(0, len(batch), _SQLITE_ROWS_PER_STATEMENT):
         chunk = batch[start : start + _SQLITE_ROWS_PER_STATEMENT]

@@ -1,8 +1,8 @@
 """The whole lifecycle through a real Dagster instance and a real MLflow SQLite store.
 
-Runs on a twelve-hour slice of the first day so it stays quick: a first run promotes a
-champion, a later cut-off produces a challenger, and a spec with unreachable floors is blocked
-by its gates without touching the registry's aliases or the routing config.
+The tests run on a twelve-hour slice of the first day, so they stay quick. A first run promotes a
+champion and a later cut-off produces a challenger. A spec with unreachable floors is blocked by
+its gates without touching the registry's aliases or the routing config.
 """
 
 from __future__ import annotations
