@@ -4,7 +4,8 @@
 2. The scoring service starts on loopback, and the first hours of day two are replayed
    through it; their labels arrive a few seconds later.
 3. Drift reports are materialized for those hours and the retrain sensor is evaluated. The
-   retrain it requests runs through Dagster (without drift, a retrain on the same cut-off runs).
+   retrain it requests runs through Dagster; when it requests none (no sustained drift, or its
+   cooldown after an earlier run), nothing is retrained or rolled out.
 4. The new candidate, if its gates pass, is rolled out on the following traffic: shadow,
    canary stages, promotion or rollback.
 5. The rest of day two is replayed, and drift, delayed-label performance and serving health are
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -174,18 +175,31 @@ def _monitor_and_roll_out(
 
     if not options.rollout:
         return
-    as_of = first_end
-    with summary.stage(f"retrain on data until {as_of:%Y-%m-%d %H:%M} and gate the candidate"):
-        tags = {"mlp/trigger": "drift" if decision.decision == "retrain" else "demo"}
-        if decision.run_key:
-            tags["dagster/run_key"] = decision.run_key
-        retrain = run_lifecycle(
-            settings, instance, spec, action=keys.RETRAIN, as_of=as_of, tags=tags
+    as_of = _retrain_as_of(spec, decision.triggering_partition) or first_end
+    if decision.decision != "retrain":
+        summary.note(
+            "the retrain sensor requested no retrain, so the demo trains nothing and rolls "
+            "nothing out; the rest of day two is replayed through the champion"
         )
-        describe_lifecycle(retrain, summary)
+        retrain = None
+    else:
+        with summary.stage(
+            f"retrain on data until {as_of:%Y-%m-%d %H:%M} (the sensor's run) and gate it"
+        ):
+            tags = {"mlp/trigger": "drift", "dagster/run_key": decision.run_key or ""}
+            if decision.triggering_partition:
+                tags["mlp/drift_partition"] = decision.triggering_partition
+            retrain = run_lifecycle(
+                settings, instance, spec, action=keys.RETRAIN, as_of=as_of, tags=tags
+            )
+            describe_lifecycle(retrain, summary)
 
     rollout_end = options.replay_end
-    if retrain.promotion is not None and retrain.promotion.action == "challenger":
+    if (
+        retrain is not None
+        and retrain.promotion is not None
+        and (retrain.promotion.action == "challenger")
+    ):
         with summary.stage(f"roll out v{retrain.candidate.version}: shadow, canary, promote"):
             outcome = _roll_out(
                 settings,
@@ -207,7 +221,8 @@ def _monitor_and_roll_out(
                     settings, spec, as_of, options.replay_end, outcome.replay.sent
                 )
     else:
-        summary.note("no challenger from the retrain, so nothing to roll out")
+        if retrain is not None:
+            summary.note("no challenger from the retrain, so nothing to roll out")
         rollout_end = as_of
 
     if rollout_end < options.replay_end:
@@ -287,6 +302,15 @@ def _last_sent_time(
     return window[spec.event_time].iloc[max(sent - 1, 0)].to_pydatetime() + timedelta(seconds=1)
 
 
+def _retrain_as_of(spec: ModelSpec, partition: str | None) -> datetime | None:
+    """The cut-off the retrain sensor gives its run: the end of the triggering window."""
+    if not partition:
+        return None
+    start = datetime.strptime(partition, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    step = timedelta(hours=1) if spec.monitoring.drift.partition == "hourly" else timedelta(days=1)
+    return start + step
+
+
 def _hour_keys(start: datetime, end: datetime) -> list[str]:
     keys_ = []
     current = start
@@ -307,7 +331,7 @@ def _drift_and_sensor(
 
     return drift_and_retrain_summary(
         definitions.get_assets_def(keys.asset_key(spec.name, keys.DRIFT_REPORT)),
-        definitions.get_sensor_def(keys.sensor_name(spec.name, keys.RETRAIN_ON_DRIFT)),
+        definitions.resolve_sensor_def(keys.sensor_name(spec.name, keys.RETRAIN_ON_DRIFT)),
         instance=instance,
         model=spec.name,
         partition_keys=_hour_keys(start, end),

@@ -45,7 +45,7 @@ class GateReport:
         ]
 
     def verdicts(self) -> dict[str, str]:
-        return {r.gate: "passed" if r.passed else "failed" for r in self.results}
+        return {r.gate: r.verdict for r in self.results}
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready digest for routing evidence, alerts and asset metadata."""
@@ -113,10 +113,13 @@ def evaluate_candidate(
         champion_version=champion,
         champion_scores=champion_scores(settings, spec, champion, holdout) if champion else None,
     )
+    candidate_tags = registry.get_version(client, spec.name, candidate.version).tags
+    context.extra["candidate_model_sha256"] = candidate_tags.get("model_sha256")
     if champion:
         tags = registry.get_version(client, spec.name, champion).tags
         # The champion saw data up to the start of its own holdout (training and validation).
         context.extra["champion_training_end"] = tags.get("holdout_start")
+        context.extra["champion_model_sha256"] = tags.get("model_sha256")
     results = [gate(context) for gate in GATES.values()]
     passed = all(result.passed for result in results)
     path = settings.reports_dir / spec.name / "gates" / f"v{candidate.version}.html"
@@ -130,7 +133,7 @@ def evaluate_candidate(
         champion_holdout=context.extra.get("champion_holdout", {}),
     )
     reporting.write_report(path, render_gate_report(report, context))
-    tags = {f"gate.{r.gate}": "passed" if r.passed else "failed" for r in results}
+    tags = {f"gate.{r.gate}": r.verdict for r in results}
     tags["gate_verdict"] = "passed" if passed else "failed"
     registry.set_version_tags(client, spec.name, candidate.version, tags)
     with mlflow.start_run(run_id=candidate.run_id):

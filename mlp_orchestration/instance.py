@@ -15,8 +15,9 @@ from mlp_orchestration.settings import PROJECT_DIR, Settings
 logger = logging.getLogger(__name__)
 
 # Run config for in-process runs started from the CLI or the demo: Dagster's console logger prints
-# every event at DEBUG by default, which buries the command's own output.
-QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# every event at DEBUG by default, and every failed step with its stack trace at ERROR, which buries
+# the command's own output. The command reports failures itself; the UI keeps the full log.
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 EMBEDDED_CONFIG = PROJECT_DIR / "dagster.yaml"
 POSTGRES_CONFIG = PROJECT_DIR / "infra" / "dagster" / "dagster.postgres.yaml"

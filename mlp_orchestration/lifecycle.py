@@ -81,15 +81,15 @@ def run_lifecycle(
     gate_failed = any(not passed for name, passed in checks.items() if "all_gates_passed" in name)
     if not result.success and not gate_failed:
         failures = [
-            f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
+            f"step {event.step_key}: {_root_cause(event.event_specific_data.error)}"
             for event in result.all_events
             if event.is_step_failure and event.event_specific_data is not None
         ]
         failed_checks = [name for name, passed in checks.items() if not passed]
         detail = "; ".join(failures) or f"blocking checks failed: {failed_checks}"
         raise LifecycleRunError(
-            f"{job.name} run {result.run_id} failed: {detail}. Open the run in the Dagster UI "
-            f"({settings.dagster_ui_url}/runs/{result.run_id}) for the full log."
+            f"{job.name} run {result.run_id} failed in {detail}\nThe run's full log is in the "
+            f"Dagster UI: {settings.dagster_ui_url}/runs/{result.run_id} (start it with `mlp ui`)."
         )
     snapshot = outputs[keys.FEATURE_SNAPSHOT]
     return LifecycleResult(
@@ -105,10 +105,26 @@ def run_lifecycle(
 
 
 def _root_cause(error: Any) -> str:
-    """The innermost error message of a step failure (Dagster wraps the user's exception)."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    return error.message.strip()
+    """The message of the step's own error: the first project error Dagster wrapped, else the
+    innermost one (a project error's own cause is a library detail its message already covers)."""
+    project_errors = _project_error_names()
+    innermost = error
+    while error is not None:
+        if error.cls_name in project_errors:
+            return error.message.strip()
+        innermost = error
+        error = getattr(error, "cause", None)
+    return innermost.message.strip()
+
+
+def _project_error_names() -> set[str]:
+    names: set[str] = set()
+    pending: list[type] = [MlpError]
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names
 
 
 def _asset_value(result: dg.ExecuteInProcessResult, spec: ModelSpec, name: str) -> Any:

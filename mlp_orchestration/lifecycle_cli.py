@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from mlp_orchestration import keys
-from mlp_orchestration.settings import describe_settings, get_settings
+from mlp_orchestration.settings import describe_settings, get_settings, resolved_settings
 from mlp_orchestration.spec import get_spec, load_spec_file, load_specs, parse_as_of
 
 
@@ -93,8 +93,9 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     for name, model in status["models"].items():
         print(
-            f"{name}: champion v{model['champion_version']}, "
-            f"challenger v{model['challenger_version']}, routing v{model['routing_version']}"
+            f"{name}: champion {_version(model['champion_version'])}, "
+            f"challenger {_version(model['challenger_version'])}, "
+            f"routing config {_version(model['routing_version'])}"
         )
         if model["holdout"]:
             print(
@@ -104,6 +105,10 @@ def _status(args: argparse.Namespace) -> int:
         if not model["consistent"]:
             print("  WARNING: the MLflow champion alias and the routing config disagree")
     return 0
+
+
+def _version(value: object) -> str:
+    return "none" if value is None else f"v{value}"
 
 
 def _lifecycle_run(args: argparse.Namespace) -> int:
@@ -138,36 +143,36 @@ def _lifecycle_run(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> int:
     rows = describe_settings()
-    settings = get_settings()
-    resolved = {
-        "MLP_HOME": str(settings.home_dir),
-        "MLP_DATA_DIR": str(settings.data_path),
-        "MLP_DATABASE_URL": settings.warehouse_url,
-        "MLflow tracking URI": settings.tracking_uri,
-        "MLflow registry URI": settings.registry_uri,
-        "DAGSTER_HOME": str(settings.dagster_home_dir),
-    }
+    resolved = resolved_settings(get_settings())
     if args.json:
         print(json.dumps({"settings": rows, "resolved": resolved}, indent=2))
         return 0
+    width = max(len(row["env"]) for row in rows)
     for row in rows:
-        print(f"{row['env']:<44} {row['type']:<22} default {row['default']}")
-        print(f"    {row['description']}")
-    print("\nResolved for this environment:")
+        print(f"{row['env']:<{width}}  {row['type']}, default {row['default']}")
+        print(f"{'':<{width}}  {row['description']}")
+    print("\nValues in this environment (passwords and tokens hidden):")
+    width = max(len(name) for name in resolved)
     for name, value in resolved.items():
-        print(f"  {name}: {value}")
+        print(f"  {name:<{width}}  {value}")
     return 0
 
 
 def _specs_validate(args: argparse.Namespace) -> int:
+    from mlp_orchestration.training import check_lightgbm_params
+
     if args.paths:
-        for path in args.paths:
-            spec = load_spec_file(path)
-            print(f"{path}: valid spec for model {spec.name!r}")
-        return 0
-    settings = get_settings()
-    for name in load_specs(settings.specs_dir):
-        print(f"{settings.specs_dir / (name + '.yaml')}: valid spec for model {name!r}")
+        specs = {path: load_spec_file(path) for path in args.paths}
+    else:
+        settings = get_settings()
+        specs = {
+            settings.specs_dir / f"{name}.yaml": spec
+            for name, spec in load_specs(settings.specs_dir).items()
+        }
+    for path, spec in specs.items():
+        if spec.training.trainer.endswith(":train_lightgbm_binary"):
+            check_lightgbm_params(spec)
+        print(f"{path}: valid spec for model {spec.name!r}")
     return 0
 
 
@@ -181,15 +186,21 @@ def _dagster_home(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     import os
     import shutil
+    import sys
 
     from mlp_orchestration.errors import ConfigurationError
     from mlp_orchestration.instance import prepare_dagster_home
     from mlp_orchestration.settings import PROJECT_DIR
 
     prepare_dagster_home(get_settings())
-    dagster = shutil.which("dagster")
+    # The dagster command sits next to this interpreter in the same environment.
+    beside = Path(sys.executable).with_name("dagster")
+    dagster = str(beside) if beside.is_file() else shutil.which("dagster")
     if dagster is None:
-        raise ConfigurationError("the dagster command is not on PATH; activate .venv first")
+        raise ConfigurationError(
+            f"the dagster command is neither at {beside} nor on PATH; install the project "
+            "(make venv) and run mlp from its environment"
+        )
     command = [
         dagster,
         "dev",

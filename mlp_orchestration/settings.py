@@ -12,8 +12,9 @@ import getpass
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import sqlalchemy as sa
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -217,6 +218,37 @@ class Settings(BaseSettings):
         "prediction log rows before it gives up on them.",
     )
 
+    @field_validator("home", "dagster_home", "specs_dir")
+    @classmethod
+    def _folder(cls, value: Path | None) -> Path | None:
+        if value is not None and value.expanduser().exists() and not value.expanduser().is_dir():
+            raise ValueError(f"{value} is a file, not a folder; point the variable at a folder")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            sa.engine.make_url(value)
+        except sa.exc.ArgumentError:
+            raise ValueError(
+                "not an SQLAlchemy URL; use for example sqlite:////path/warehouse.db or "
+                "postgresql+psycopg2://user@host:5432/database"
+            ) from None
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            tokens = [t.strip() for t in value.get_secret_value().split(",") if t.strip()]
+            if not tokens:
+                # An empty list would silently turn authentication off.
+                raise ValueError("is set but holds no token; unset it or list the tokens")
+        return value
+
     @field_validator("ulb_start")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
@@ -282,7 +314,10 @@ def _describe_invalid(error: ValidationError) -> str:
         name = str(item["loc"][0]) if item["loc"] else "?"
         variable = aliases.get(name, name)
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"invalid setting {variable}: value {item.get('input')!r}: {message}")
+        field = Settings.model_fields.get(name)
+        secret = field is not None and "SecretStr" in str(field.annotation)
+        shown = "(hidden)" if secret else repr(item.get("input"))
+        lines.append(f"invalid setting {variable}: value {shown}: {message}")
     return "; ".join(lines) + ". Fix the environment variable (see `mlp settings`)."
 
 
@@ -296,20 +331,68 @@ def get_settings() -> Settings:
     return _cached_settings(relevant)
 
 
+def safe_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and listings."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def resolved_settings(settings: Settings) -> dict[str, str]:
+    """Every setting's value in this environment, secrets hidden and defaults filled in."""
+    values: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            shown = "(set, hidden)"
+        elif value is None:
+            shown = "(unset)"
+        else:
+            shown = str(value)
+        values[_variable(name, field)] = shown
+    values.update({
+        "MLP_HOME": str(settings.home_dir),
+        "MLP_DATA_DIR": str(settings.data_path),
+        "MLP_DATABASE_URL": safe_url(settings.warehouse_url),
+        "MLP_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI": safe_url(settings.tracking_uri),
+        "MLP_MLFLOW_REGISTRY_URI or MLFLOW_REGISTRY_URI": safe_url(settings.registry_uri),
+        "MLP_MLFLOW_ARTIFACT_ROOT": settings.artifact_root,
+        "DAGSTER_HOME": str(settings.dagster_home_dir),
+        "MLP_REDIS_URL": safe_url(settings.redis_url) if settings.redis_url else "(unset)",
+    })  # fmt: skip
+    return values
+
+
+def _variable(name: str, field: Any) -> str:
+    if isinstance(field.validation_alias, AliasChoices):
+        return " or ".join(str(choice) for choice in field.validation_alias.choices)
+    return field.alias or name
+
+
 def describe_settings() -> list[dict[str, str]]:
     """List every setting with its environment variable, type, default and description."""
     rows = []
     for name, field in Settings.model_fields.items():
-        alias = field.alias or name
-        if field.validation_alias is not None and isinstance(field.validation_alias, AliasChoices):
-            alias = " or ".join(str(choice) for choice in field.validation_alias.choices)
-        default = "(computed)" if field.default_factory else repr(field.default)
+        if field.default_factory is not None:
+            default = "(computed)"
+        elif field.default is None:
+            default = "(unset)"
+        else:
+            default = str(field.default)
         rows.append(
             {
-                "env": alias,
-                "type": str(field.annotation).replace("typing.", ""),
+                "env": _variable(name, field),
+                "type": _type_name(field.annotation),
                 "default": default,
                 "description": field.description or "",
             }
         )
     return rows
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation)
+    for noise in ("typing.", "pathlib.", "pydantic.types.", "datetime.", "<class '", "'>"):
+        text = text.replace(noise, "")
+    return text

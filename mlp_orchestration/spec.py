@@ -7,6 +7,7 @@ gates, rollout and monitoring all read their names, columns and thresholds from 
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,19 +16,24 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from mlp_orchestration.data.schemas import DATASET_SCHEMAS
 from mlp_orchestration.errors import ConfigurationError, SpecError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# LightGBM objectives whose predictions are probabilities of the positive class.
+BINARY_OBJECTIVES = frozenset({"binary", "cross_entropy", "xentropy"})
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -75,6 +81,15 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML reads yes/no/on/off as booleans, and pydantic would turn them into 1 and 0.
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and annotation is not bool and "bool" not in str(annotation):
+            raise ValueError(f"expected a number or text, got the boolean {value}")
+        return value
 
 
 class FeatureSpec(_Strict):
@@ -155,6 +170,29 @@ class TrainingSpec(_Strict):
     def _import_path(cls, value: str) -> str:
         if value.count(":") != 1:
             raise ValueError(f"expected 'module:function', got {value!r}")
+        module_name, function_name = value.split(":")
+        try:
+            function = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot be imported ({exc}); give an importable function") from None
+        try:
+            inspect.signature(function).bind(None, None, None)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{value} does not take (training frame, validation frame, spec); a trainer is "
+                "called as trainer(train, validation, spec) and returns a lightgbm.Booster"
+            ) from None
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _binary_objective(cls, value: dict[str, Any]) -> dict[str, Any]:
+        objective = value.get("objective", "binary")
+        if objective not in BINARY_OBJECTIVES:
+            raise ValueError(
+                f"objective {objective!r} does not produce probabilities of the positive class; "
+                f"use one of {sorted(BINARY_OBJECTIVES)}"
+            )
         return value
 
     def resolve_trainer(self) -> Callable[..., Any]:
@@ -337,10 +375,23 @@ class DriftSpec(_Strict):
         return self
 
 
+def _valid_cron(value: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(value):
+        raise ValueError(
+            f"{value!r} is not a cron expression; use five fields such as '0 3 * * *' "
+            "(minute hour day-of-month month day-of-week)"
+        )
+    return value
+
+
 class RetrainSpec(_Strict):
     consecutive_windows: int = Field(2, ge=1)
     cooldown: Duration = timedelta(hours=6)
-    schedule: str = Field("0 3 * * *", description="Cron schedule of the periodic retrain.")
+    schedule: Annotated[str, AfterValidator(_valid_cron)] = Field(
+        "0 3 * * *", description="Cron schedule of the periodic retrain."
+    )
     lookback: Duration = timedelta(days=1)
 
 
@@ -411,6 +462,29 @@ class ModelSpec(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _dataset_columns(self) -> ModelSpec:
+        schema = DATASET_SCHEMAS[self.dataset]
+        for role in ("entity_key", "event_time", "label"):
+            expected = getattr(schema, role)
+            if getattr(self, role) != expected:
+                raise ValueError(
+                    f"{role} is {getattr(self, role)!r}, but dataset {self.dataset} provides "
+                    f"{expected!r}; set {role}: {expected}"
+                )
+        unknown = [f.name for f in self.features if f.name not in schema.features]
+        if unknown:
+            raise ValueError(
+                f"features {unknown} are not columns of dataset {self.dataset}; its features "
+                f"are {', '.join(schema.features)}"
+            )
+        unknown = [name for name in self.protected_attributes if name not in schema.features]
+        if unknown:
+            raise ValueError(
+                f"protected_attributes {unknown} are not columns of dataset {self.dataset}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _columns(self) -> ModelSpec:
         names = [feature.name for feature in self.features]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -449,9 +523,12 @@ class ModelSpec(_Strict):
 def _format_validation_error(source: str, error: ValidationError) -> str:
     lines = [f"invalid model spec {source}:"]
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        location = ".".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
+        if not location:
+            # A check across fields: the whole document is the input, so show only the reason.
+            lines.append(f"  - {message}")
+        elif item["type"] == "missing":
             lines.append(f"  - {location}: required field is missing")
         elif item["type"] == "extra_forbidden":
             lines.append(f"  - {location}: unknown field; remove it or check its spelling")
@@ -498,8 +575,10 @@ def load_spec_file(path: Path) -> ModelSpec:
 
 def load_specs(specs_dir: Path) -> dict[str, ModelSpec]:
     """Load every ``*.yaml`` spec in a folder, keyed by model name."""
-    if not specs_dir.is_dir():
+    if not specs_dir.exists():
         raise SpecError(f"spec folder {specs_dir} does not exist; set MLP_SPECS_DIR to a folder")
+    if not specs_dir.is_dir():
+        raise SpecError(f"MLP_SPECS_DIR {specs_dir} is a file; set it to the folder of spec files")
     specs = {}
     for path in sorted(specs_dir.glob("*.yaml")):
         spec = load_spec_file(path)

@@ -7,6 +7,7 @@ threshold, and an MLflow run with the model in LightGBM's native text format.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
 import tempfile
@@ -22,7 +23,7 @@ from mlflow.models import infer_signature
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from mlp_orchestration import registry
-from mlp_orchestration.errors import MlpError
+from mlp_orchestration.errors import MlpError, SpecError
 from mlp_orchestration.features import SnapshotRecord
 from mlp_orchestration.settings import PROJECT_DIR, Settings
 from mlp_orchestration.spec import ModelSpec
@@ -52,12 +53,9 @@ class CandidateModel:
     windows: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def train_lightgbm_binary(
-    train: pd.DataFrame, validation: pd.DataFrame, spec: ModelSpec
-) -> lgb.Booster:
-    """Train a binary LightGBM booster with early stopping on the validation window."""
-    features = spec.feature_names
-    params: dict[str, Any] = {
+def lightgbm_params(spec: ModelSpec) -> dict[str, Any]:
+    """The parameters LightGBM trains with: the platform's defaults, then the spec's."""
+    return {
         "objective": "binary",
         "metric": "binary_logloss",
         "verbosity": -1,
@@ -68,6 +66,33 @@ def train_lightgbm_binary(
         **spec.training.params,
         "seed": spec.training.seed,
     }
+
+
+def check_lightgbm_params(spec: ModelSpec) -> None:
+    """Let LightGBM parse the spec's parameters on a tiny data set, before any real work.
+
+    Raises:
+        SpecError: naming LightGBM's complaint, such as an unknown value for a parameter.
+    """
+    rows = np.array([[0.0], [1.0], [2.0], [3.0]])
+    params = {**lightgbm_params(spec), "num_threads": 1, "min_data_in_leaf": 1,
+              "min_data_in_bin": 1, "verbosity": -1}  # fmt: skip
+    try:
+        lgb.train(params, lgb.Dataset(rows, label=[0, 1, 0, 1]), num_boost_round=1)
+    except lgb.basic.LightGBMError as exc:
+        raise SpecError(
+            f"LightGBM rejects training.params of model {spec.name!r}: {exc}. Fix the value in "
+            "the spec (see the LightGBM parameter documentation)."
+        ) from None
+
+
+def train_lightgbm_binary(
+    train: pd.DataFrame, validation: pd.DataFrame, spec: ModelSpec
+) -> lgb.Booster:
+    """Train a binary LightGBM booster with early stopping on the validation window."""
+    check_lightgbm_params(spec)
+    features = spec.feature_names
+    params = lightgbm_params(spec)
     train_set = lgb.Dataset(train[features], label=train[spec.label], free_raw_data=False)
     valid_set = lgb.Dataset(validation[features], label=validation[spec.label], reference=train_set)
     return lgb.train(
@@ -220,6 +245,7 @@ def train_candidate(
             "validation_start": snapshot.windows["validation"][0],
             "holdout_start": snapshot.windows["holdout"][0],
             "trained_by": settings.actor,
+            "model_sha256": hashlib.sha256(booster.model_to_string().encode()).hexdigest(),
         },
     )
     local_scores = (

@@ -66,6 +66,13 @@ class GateResult:
     def failures(self) -> list[GateCheck]:
         return [check for check in self.checks if not check.passed]
 
+    @property
+    def verdict(self) -> str:
+        """passed, failed, or skipped when the gate had nothing to check (it still lets through)."""
+        if not self.checks:
+            return "skipped"
+        return "passed" if self.passed else "failed"
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -44,16 +44,35 @@ def bias_gate(context: GateContext) -> GateResult:
                     f"largest true-positive-rate gap across {attribute}",
                 )
             )
-        positive_rates = [r for r in alert_rates.values() if r > 0]
-        if len(positive_rates) >= 2:
-            ratio = max(positive_rates) / min(positive_rates)
-            checks.append(
-                GateCheck.compare(
-                    f"alert_rate_ratio[{attribute}]",
-                    ratio,
-                    limits.max_alert_rate_ratio,
-                    "<=",
-                    f"highest to lowest alert rate across {attribute}",
-                )
-            )
+        if len(alert_rates) >= 2:
+            checks.append(_alert_rate_ratio(attribute, alert_rates, limits.max_alert_rate_ratio))
     return GateResult("bias", all(c.passed for c in checks), checks, notes)
+
+
+def _alert_rate_ratio(attribute: str, rates: dict, limit: float) -> GateCheck:
+    """Highest to lowest alert rate; a group never flagged while another is fails outright."""
+    check = f"alert_rate_ratio[{attribute}]"
+    highest, lowest = max(rates.values()), min(rates.values())
+    if highest == 0:
+        return GateCheck(
+            check,
+            1.0,
+            limit,
+            "<=",
+            True,
+            f"{check} passed: no group of {attribute} is flagged at all",
+        )
+    if lowest == 0:
+        never = [str(group) for group, rate in rates.items() if rate == 0]
+        return GateCheck(
+            check,
+            None,
+            limit,
+            "<=",
+            False,
+            f"{check} FAILED: groups {never} of {attribute} are never flagged while another "
+            f"is flagged at {highest:.2%}, an unbounded ratio (threshold <= {limit:g})",
+        )
+    return GateCheck.compare(
+        check, highest / lowest, limit, "<=", f"highest to lowest alert rate across {attribute}"
+    )

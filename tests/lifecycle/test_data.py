@@ -201,6 +201,32 @@ def test_ingest_is_idempotent(settings):
     assert last.isoformat() == "2013-09-02T23:59:52+00:00"
 
 
+def test_loaded_warehouse_needs_no_dataset_copy(settings, monkeypatch, tmp_path):
+    engine = get_engine(settings.warehouse_url)
+    ingest_ulb(settings, engine)
+    monkeypatch.setenv("MLP_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("MLP_OPENML_URL", f"http://127.0.0.1:{_free_port()}")
+    again = ingest_ulb(get_settings(), engine)
+    assert again.inserted == 0
+    assert again.rows == 284_807
+    assert again.positives == 492
+    assert again.first_event == "2013-09-01T00:00:00+00:00"
+    assert again.last_event == "2013-09-02T23:59:52+00:00"
+
+
+@pytest.mark.postgres
+def test_concurrent_first_loads_both_succeed(postgres_url, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("MLP_DATABASE_URL", postgres_url)
+    settings = get_settings()
+    engine = get_engine(settings.warehouse_url)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: ingest_ulb(settings, engine), range(2)))
+    assert sorted(r.inserted for r in results) == [0, 284_807]
+    assert _count(engine, transactions) == 284_807
+
+
 def test_changed_start_time_rejected(settings, monkeypatch):
     engine = get_engine(settings.warehouse_url)
     ingest_ulb(settings, engine)

@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlp_orchestration import registry
 from mlp_orchestration.evaluation import holdout_frame, training_path_scores
 from mlp_orchestration.gates import GateContext
 from mlp_orchestration.gates.bias import bias_gate
 from mlp_orchestration.gates.consistency import consistency_gate
+from mlp_orchestration.gates.novelty import novelty_gate
 from mlp_orchestration.gates.performance import performance_gate
 from mlp_orchestration.gates.segments import segments_gate
 from mlp_orchestration.spec import BiasGateSpec, ModelSpec
@@ -184,4 +186,41 @@ def test_bias_gate_fails_on_gap(context, credit_default):
 def test_bias_gate_skipped_without_protected_attributes(context):
     result = bias_gate(context)
     assert result.passed
+    assert result.verdict == "skipped"
     assert result.notes == ["no protected attributes in the spec"]
+
+
+def test_novelty_gate_fails_for_identical_model(context):
+    context.champion_version = "7"
+    context.extra["candidate_model_sha256"] = "ab" * 32
+    context.extra["champion_model_sha256"] = "ab" * 32
+    result = novelty_gate(context)
+    assert not result.passed
+    assert result.verdict == "failed"
+    assert "identical to champion v7" in result.failures[0].message
+
+
+def test_novelty_gate_passes_for_new_model(context, candidate, loaded_settings):
+    tags = registry.get_version(
+        registry.configure(loaded_settings), "fraud", candidate.version
+    ).tags
+    context.champion_version = "7"
+    context.extra["candidate_model_sha256"] = tags["model_sha256"]
+    context.extra["champion_model_sha256"] = "cd" * 32
+    assert len(tags["model_sha256"]) == 64
+    assert novelty_gate(context).verdict == "passed"
+
+
+def test_novelty_gate_skipped_without_champion(context):
+    assert novelty_gate(context).verdict == "skipped"
+
+
+def test_bias_gate_fails_when_a_group_is_never_flagged(context, credit_default):
+    holdout, scores = credit_default
+    limits = BiasGateSpec(max_tpr_gap=1.0, max_alert_rate_ratio=100.0, min_group_size=100)
+    never_flagged = np.where(holdout["SEX"].to_numpy() == 2, 0.0, scores)
+    bias_context = _bias_context(context, (holdout, never_flagged), limits)
+    result = bias_gate(bias_context)
+    assert not result.passed
+    failure = next(c for c in result.failures if c.check == "alert_rate_ratio[SEX]")
+    assert "groups ['2'] of SEX are never flagged" in failure.message

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlp_orchestration.cli import main
 from mlp_orchestration.errors import ConfigurationError, SpecError
 from mlp_orchestration.spec import (
     load_spec_file,
@@ -85,6 +86,16 @@ _DELETE = object()
         ),
         ("trainig", {}, r"trainig: unknown field; remove it or check its spelling"),
         ("monitoring.drift.method", "chi2", r"monitoring.drift.method: value 'chi2' is invalid"),
+        ("monitoring.retrain.schedule", "every day", r"'every day' is not a cron expression"),
+        ("training.trainer", "nosuch.mod:fn", r"training.trainer: .*cannot be imported"),
+        ("training.trainer", "os:system", r"os:system does not take \(training frame, validation"),
+        (
+            "training.params.objective",
+            "regression",
+            r"objective 'regression' does not produce "
+            r"probabilities",
+        ),
+        ("gates.consistency.max_abs_diff", True, r"expected a number or text, got the boolean"),
     ],
 )
 def test_bad_field_is_named_with_value(raw_spec, field, value, expected):
@@ -95,8 +106,39 @@ def test_bad_field_is_named_with_value(raw_spec, field, value, expected):
 def test_label_among_features_rejected(raw_spec):
     raw = copy.deepcopy(raw_spec)
     raw["features"].append({"name": "Class"})
-    with pytest.raises(SpecError, match=r"'Class' is the label, entity key or event time"):
+    with pytest.raises(SpecError, match=r"features \['Class'\] are not columns of dataset"):
         parse_spec(raw)
+
+
+def test_feature_missing_from_dataset_rejected(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["features"].append({"name": "V99"})
+    with pytest.raises(
+        SpecError,
+        match=r"features \['V99'\] are not columns of dataset "
+        r"ulb-creditcard-fraud; its features are V1, V2",
+    ):
+        parse_spec(raw)
+
+
+def test_label_other_than_dataset_rejected(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["label"] = "IsFraud"
+    with pytest.raises(
+        SpecError,
+        match=r"label is 'IsFraud', but dataset ulb-creditcard-fraud "
+        r"provides 'Class'; set label: Class",
+    ):
+        parse_spec(raw)
+
+
+def test_cross_field_error_omits_whole_document(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["features"].append({"name": "V3"})
+    with pytest.raises(SpecError) as error:
+        parse_spec(raw)
+    assert "V28" not in str(error.value)
+    assert len(str(error.value)) < 300
 
 
 def test_duplicate_feature_rejected(raw_spec):
@@ -144,6 +186,13 @@ def test_empty_spec_folder_rejected(tmp_path: Path):
         load_specs(tmp_path)
 
 
+def test_spec_folder_that_is_a_file_rejected(tmp_path: Path):
+    path = tmp_path / "specs"
+    path.write_text("")
+    with pytest.raises(SpecError, match=r"is a file; set it to the folder of spec files"):
+        load_specs(path)
+
+
 def test_missing_spec_folder_rejected(tmp_path: Path):
     with pytest.raises(SpecError, match=r"does not exist; set MLP_SPECS_DIR"):
         load_specs(tmp_path / "absent")
@@ -164,3 +213,19 @@ def test_as_of_rejects_non_iso():
 
 def test_as_of_without_offset_is_utc():
     assert parse_as_of("2013-09-02T06:00:00").utcoffset().total_seconds() == 0
+
+
+def test_validate_command_rejects_bad_lightgbm_value(tmp_path, raw_spec, capsys):
+    raw = copy.deepcopy(raw_spec)
+    raw["training"]["params"]["learning_rate"] = "fast"
+    path = tmp_path / "fraud.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["specs", "validate", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "LightGBM rejects training.params of model 'fraud'" in error
+    assert "fast" in error
+
+
+def test_validate_command_accepts_fraud_spec(capsys):
+    assert main(["specs", "validate", str(FRAUD_SPEC)]) == 0
+    assert "valid spec for model 'fraud'" in capsys.readouterr().out
