@@ -23,7 +23,15 @@ class UnauthorizedError(MlpError):
     category = ErrorCategory.UNAUTHORIZED
 
 
+class UnsupportedMediaTypeError(MlpError):
+    """A request body is declared with a media type other than JSON."""
+
+    category = ErrorCategory.INVALID_INPUT
+    # ErrorCategory has no category for 415, so this class sets its status itself.
+    http_status = 415
+
+
 class ModelUnavailableError(MlpError):
-    """A model is routed but none of its routing configs has loaded yet."""
+    """A model cannot be scored yet: its config has not loaded or the routing store is unread."""
 
     category = ErrorCategory.UNAVAILABLE

@@ -31,6 +31,7 @@ from mlp_orchestration.serving.responses import (
 )
 from mlp_orchestration.serving.routes.body import too_large
 from mlp_orchestration.serving.runtime import Runtime
+from mlp_orchestration.serving.validation import check_content_type
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,10 @@ class ScoringFastPath:
         started = time.perf_counter()
         runtime = self.runtime
         try:
-            length, authorization = _headers(scope["headers"])
+            length, authorization, content_type = _headers(scope["headers"])
             check_bearer(runtime.tokens, authorization)
             runtime.follower.state.route(model)
+            check_content_type(content_type)
             body = await _read_body(receive, length, runtime.settings.max_body_bytes)
             if endpoint == handlers.SCORE:
                 content, request_id = handlers.score(runtime, model, body, started=started)
@@ -114,14 +116,18 @@ def _match(path: str) -> tuple[str, str] | None:
     return None
 
 
-def _headers(raw: list[tuple[bytes, bytes]]) -> tuple[int | None, bytes | None]:
-    length = authorization = None
+def _headers(raw: list[tuple[bytes, bytes]]) -> tuple[int | None, bytes | None, str | None]:
+    """Return the content-length, authorization and content-type headers of a request."""
+    length = authorization = content_type = None
     for name, value in raw:
         if name == b"content-length":
             length = int(value) if value.isdigit() else None
         elif name == b"authorization":
             authorization = value
-    return length, authorization
+        elif name == b"content-type":
+            # ASGI passes header values as bytes; Starlette decodes them as Latin-1 too.
+            content_type = value.decode("latin-1")
+    return length, authorization, content_type
 
 
 async def _read_body(receive: Receive, declared: int | None, limit: int) -> bytes:

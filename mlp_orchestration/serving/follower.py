@@ -5,7 +5,10 @@ With ``MLP_REDIS_URL`` set, a second thread listens on the Redis channel the sto
 to and wakes the poller at once. A changed config is applied only after every version it names
 is downloaded, loaded and warmed; then the whole ``ServingState`` is replaced in one assignment.
 When loading fails, the last good route keeps serving, the error is recorded in the state
-(and in metrics), and the config is retried with exponential backoff.
+(and in metrics), and the config is retried with exponential backoff. When the store itself
+cannot be read, the routes read before keep serving and the error goes into the state, where
+/readyz reports it and other model names get 503. Metrics count every failed read. The log
+gets one line when the failure starts, one when its text changes, and one every few minutes.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from mlp_orchestration.routing.config import RoutingConfig
 from mlp_orchestration.routing.store import REDIS_CHANNEL, RoutingStore
 from mlp_orchestration.serving.loader import VersionLoader
 from mlp_orchestration.serving.metrics import ServingMetrics
+from mlp_orchestration.serving.repeats import Occurrence, RepeatedError
 from mlp_orchestration.serving.state import LoadedVersion, LoadError, ModelRoute, ServingState
 from mlp_orchestration.warehouse import utcnow
 
 logger = logging.getLogger(__name__)
 
 _MAX_RETRY_S = 60.0
+# A failure that repeats with the same text is logged again after this many seconds.
+_REPEAT_LOG_S = 300.0
 
 
 class RoutingFollower:
@@ -43,21 +49,29 @@ class RoutingFollower:
         loader: VersionLoader,
         metrics: ServingMetrics,
         poll_s: float,
+        store_url: str,
         redis_url: str | None = None,
     ) -> None:
+        """Set up the follower; ``start`` begins polling.
+
+        Args:
+            store_url: the routing store's URL with any password hidden, for messages.
+        """
         self._engine_provider = engine_provider
         self._loader = loader
         self._metrics = metrics
         self._poll_s = poll_s
         self._redis_url = redis_url
-        self.state = ServingState()
+        self._store_url = store_url
+        self.state = ServingState(store_url=store_url)
         self._loaded: dict[tuple[str, str], LoadedVersion] = {}
         self._retry_at: dict[str, float] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._refresh_lock = threading.Lock()
-        self._store_failures = 0
+        self._store_failure = RepeatedError(interval_s=_REPEAT_LOG_S)
+        self._refresh_failure = RepeatedError(interval_s=_REPEAT_LOG_S)
 
     def start(self) -> None:
         """Start the poll thread and, with Redis configured, the listener thread."""
@@ -91,16 +105,16 @@ class RoutingFollower:
             self._refresh()
 
     def _refresh(self) -> None:
-        store = self._store()
-        if store is None:
-            return
         try:
+            # get_engine creates the folder and the schema, so OSError and MlpError come
+            # from here as well as SQLAlchemy errors.
+            store = RoutingStore(self._engine_provider())
             latest = store.latest_versions()
-        except sa.exc.SQLAlchemyError as exc:
-            self._log_store_failure(exc)
+        except (MlpError, sa.exc.SQLAlchemyError, OSError) as exc:
+            self._store_failed(exc)
             return
-        self._store_failures = 0
-        state = replace(self.state, routed=frozenset(latest), store_read=True)
+        self._store_recovered()
+        state = replace(self.state, routed=frozenset(latest), store_read=True, store_error=None)
         for model, version in sorted(latest.items()):
             state = self._refresh_model(store, state, model, version)
         self._swap(state)
@@ -192,29 +206,47 @@ class RoutingFollower:
             if key not in in_use and key[0] not in state.errors:
                 del self._loaded[key]
 
-    def _store(self) -> RoutingStore | None:
-        try:
-            return RoutingStore(self._engine_provider())
-        except MlpError as exc:
-            self._log_store_failure(exc)
-            return None
+    def _store_failed(self, exc: Exception) -> None:
+        self._metrics.store_read_failures.inc()
+        error = _describe_store_error(exc)
+        if self.state.store_error != error:
+            self.state = replace(self.state, store_error=error)
+        occurrence = self._store_failure.occur(error)
+        if occurrence is None:
+            return
+        serving = ", ".join(
+            f"{model} v{route.config.version}" for model, route in sorted(self.state.routes.items())
+        )
+        logger.error(
+            "cannot read the routing store at %s%s: %s; %s",
+            self._store_url,
+            _repeat_note(occurrence),
+            error,
+            f"still serving {serving}" if serving else "serving nothing until it can be read",
+        )
 
-    def _log_store_failure(self, exc: Exception) -> None:
-        self._store_failures += 1
-        # Log the first failure and then every 30th, so an outage does not flood the log.
-        if self._store_failures == 1 or self._store_failures % 30 == 0:
-            logger.warning(
-                "cannot read the routing store (failure %d); serving the last config: %s",
-                self._store_failures,
-                exc,
+    def _store_recovered(self) -> None:
+        failures = self._store_failure.clear()
+        if failures:
+            logger.info(
+                "the routing store at %s is readable again after %d failed reads",
+                self._store_url,
+                failures,
             )
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - the follower must outlive any single failure
-                logger.exception("routing refresh failed; retrying at the next poll")
+            except Exception as exc:  # noqa: BLE001 - the follower must outlive any single failure
+                occurrence = self._refresh_failure.occur(f"{type(exc).__name__}: {exc}")
+                if occurrence is not None:
+                    logger.exception(
+                        "routing refresh failed%s; retrying at every poll",
+                        _repeat_note(occurrence),
+                    )
+            else:
+                self._refresh_failure.clear()
             self._wake.wait(self._poll_s)
             self._wake.clear()
 
@@ -245,3 +277,23 @@ class RoutingFollower:
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 30.0)
+
+
+def _describe_store_error(exc: Exception) -> str:
+    """Return a one-line description of a failed store read, without SQLAlchemy's boilerplate."""
+    if isinstance(exc, MlpError):
+        # The message is put inside other sentences, so its closing period would be doubled.
+        return exc.message.rstrip(".")
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else 'no message'}"
+
+
+def _repeat_note(occurrence: Occurrence) -> str:
+    if occurrence.total == 1:
+        return ""
+    return (
+        f" ({occurrence.total} failures so far, {occurrence.since_logged} in the "
+        f"{occurrence.seconds_since_logged:.0f} s since the last message)"
+    )

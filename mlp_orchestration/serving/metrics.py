@@ -86,6 +86,11 @@ class ServingMetrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self.store_read_failures = Counter(
+            "mlp_routing_store_read_failures",
+            "Failed reads of the routing store, every one counted; the log rate-limits them.",
+            registry=registry,
+        )
         self.routing_version = Gauge(
             "mlp_routing_config_version",
             "Routing config version being served, per model.",

@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mlp_orchestration.serving.follower import RoutingFollower
@@ -47,6 +48,7 @@ class Runtime:
             loader=VersionLoader(settings),
             metrics=self.metrics,
             poll_s=settings.routing_poll_s,
+            store_url=safe_url(settings.warehouse_url),
             redis_url=settings.redis_url,
         )
         self.scorer = Scorer(
@@ -68,7 +70,7 @@ class Runtime:
             "scoring service started (pid %d, auth %s, warehouse %s)",
             os.getpid(),
             "on" if self.tokens else "off",
-            _safe_url(self.settings.warehouse_url),
+            safe_url(self.settings.warehouse_url),
         )
 
     def stop(self) -> None:
@@ -85,7 +87,10 @@ def _engine(url: str) -> Engine:
     return get_engine(url)
 
 
-def _safe_url(url: str) -> str:
-    import sqlalchemy as sa
-
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
+def safe_url(url: str) -> str:
+    """Return a database URL with its password hidden, for logs and messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        # An unparsable URL could contain a password in any position, so none of it is shown.
+        return "an invalid URL (see MLP_DATABASE_URL)"

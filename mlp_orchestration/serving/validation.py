@@ -12,12 +12,18 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from mlp_orchestration.serving.errors import InvalidRequestError, PayloadTooLargeError
+from mlp_orchestration.serving.errors import (
+    InvalidRequestError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 
 SCORE_FIELDS = frozenset({"entity_id", "features", "explain", "event_time"})
 BATCH_FIELDS = frozenset({"records"})
 MAX_ENTITY_ID_CHARS = 128  # the prediction_log.entity_id column length
 _SHOWN_CHARS = 80
+JSON_MEDIA_TYPE = "application/json"
+_UTF8_NAMES = frozenset({"utf-8", "utf8"})
 
 
 class ScoreInput(NamedTuple):
@@ -27,6 +33,37 @@ class ScoreInput(NamedTuple):
     features: dict[str, Any]
     explain: bool
     event_time: datetime | None
+
+
+def check_content_type(value: str | None) -> None:
+    """Accept a JSON content-type or none at all, and reject every other media type.
+
+    JSON means application/json or a structured ``application/*+json`` type (RFC 6839), with no
+    charset parameter or charset UTF-8, the only encoding JSON may use between systems
+    (RFC 8259). A request without a content-type is parsed as JSON as well, because some
+    clients (wrk scripts, ``httpx.post(content=...)``) send none.
+
+    Raises:
+        UnsupportedMediaTypeError: naming the media type and what to send instead.
+    """
+    if value is None or value == JSON_MEDIA_TYPE:
+        return
+    media_type, _, parameters = value.partition(";")
+    media_type = media_type.strip().lower()
+    structured_json = media_type.startswith("application/") and media_type.endswith("+json")
+    if media_type != JSON_MEDIA_TYPE and not structured_json:
+        raise UnsupportedMediaTypeError(
+            f"content-type {shorten(value)} is not JSON; send the body as JSON with "
+            f"content-type: {JSON_MEDIA_TYPE}"
+        )
+    for parameter in parameters.split(";"):
+        name, _, raw = parameter.partition("=")
+        charset = raw.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in _UTF8_NAMES:
+            raise UnsupportedMediaTypeError(
+                f"content-type {shorten(value)}: charset {charset!r} is not supported; JSON "
+                f"must be UTF-8, so send UTF-8 with content-type: {JSON_MEDIA_TYPE}"
+            )
 
 
 def parse_json(body: bytes) -> Any:
@@ -91,9 +128,13 @@ def parse_batch_request(payload: Any, *, max_records: int) -> list[ScoreInput]:
             + (f" with fields {', '.join(map(shorten, payload))}" if type(payload) is dict else "")
         )
     records = payload["records"]
-    if type(records) is not list or not records:
+    if type(records) is not list:
         raise InvalidRequestError(
             f"records must be a non-empty JSON array of score requests, not {json_type(records)}"
+        )
+    if not records:
+        raise InvalidRequestError(
+            f"records is an empty array; send 1 to {max_records} score requests"
         )
     if len(records) > max_records:
         raise PayloadTooLargeError(
@@ -110,10 +151,14 @@ def _entity_id(value: Any, where: str) -> str:
         raise InvalidRequestError(
             f"{where}: entity_id must be a string (or an integer), not {json_type(value)}"
         )
-    if not value or len(value) > MAX_ENTITY_ID_CHARS or not value.isprintable():
+    rule = f"use 1 to {MAX_ENTITY_ID_CHARS} printable characters"
+    if not value:
+        raise InvalidRequestError(f"{where}: entity_id is empty; {rule}")
+    if len(value) > MAX_ENTITY_ID_CHARS:
+        raise InvalidRequestError(f"{where}: entity_id {shorten(value)} is too long; {rule}")
+    if not value.isprintable():
         raise InvalidRequestError(
-            f"{where}: entity_id {shorten(value)} is invalid; use 1 to {MAX_ENTITY_ID_CHARS} "
-            "printable characters"
+            f"{where}: entity_id {shorten(value)} contains non-printable characters; {rule}"
         )
     return value
 
@@ -127,13 +172,20 @@ def _event_time(value: Any, where: str) -> datetime | None:
         )
     try:
         parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise InvalidRequestError(
             f"{where}: event_time {shorten(value)} is not a valid ISO 8601 time; use for "
             "example 2013-09-01T12:30:00Z (UTC when no offset is given)"
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # Python datetimes span years 1 to 9999; an offset can push a valid time outside.
+        raise InvalidRequestError(
+            f"{where}: event_time {shorten(value)} is out of range after conversion to UTC; "
+            "use a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
         ) from None
 
 
@@ -153,8 +205,13 @@ def json_type(value: Any) -> str:
 
 
 def shorten(value: Any) -> str:
-    """Return the repr of a value cut to a readable length, for error messages."""
+    """Return the repr of a value cut to a readable length, for error messages.
+
+    A cut string states its own length in characters, not the length of its repr.
+    """
     text = repr(value)
     if len(text) <= _SHOWN_CHARS:
         return text
-    return f"{text[:_SHOWN_CHARS]}... ({len(text)} characters)"
+    if isinstance(value, str):
+        return f"{text[:_SHOWN_CHARS]}... ({len(value)} characters)"
+    return f"{text[:_SHOWN_CHARS]}..."

@@ -33,7 +33,9 @@ def test_readyz_lists_models(server: LiveServer) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "ready": True,
+        "reason": None,
         "store_read": True,
+        "store_error": None,
         "models": [MODEL],
         "waiting_for": [],
     }

@@ -123,6 +123,7 @@ BAD_BODIES = [
     (b'{"entity_id": "1"}', "features must be a JSON object"),
     (b'{"entity_id": "1", "features": [1, 2]}', "features must be a JSON object"),
     (b'{"entity_id": "1", "features": {}, "extra": 1}', "unknown fields: 'extra'"),
+    (b'{"entity_id": "1", "features": {}, "' + b"k" * 200 + b'": 1}', "... (200 characters)"),
 ]
 
 
@@ -159,12 +160,24 @@ BAD_FIELDS = [
     ({"entity_id": None}, "entity_id must be a string"),
     ({"entity_id": {"a": 1}}, "entity_id must be a string"),
     ({"entity_id": True}, "entity_id must be a string"),
-    ({"entity_id": ""}, "entity_id '' is invalid"),
-    ({"entity_id": "a\nb"}, "is invalid; use 1 to 128 printable characters"),
-    ({"entity_id": "x" * 129}, "is invalid; use 1 to 128 printable characters"),
+    ({"entity_id": ""}, "entity_id is empty; use 1 to 128 printable characters"),
+    (
+        {"entity_id": "a\nb"},
+        "entity_id 'a\\nb' contains non-printable characters; use 1 to 128 printable characters",
+    ),
+    (
+        {"entity_id": "x" * 129},
+        "... (129 characters) is too long; use 1 to 128 printable characters",
+    ),
     ({"explain": "yes"}, "explain must be true or false"),
     ({"event_time": "yesterday"}, "event_time 'yesterday' is not a valid ISO 8601 time"),
-    ({"event_time": "0001-01-01T00:00:00+05:00"}, "is not a valid ISO 8601 time"),
+    ({"event_time": "2013-02-30T10:00:00Z"}, "is not a valid ISO 8601 time"),
+    (
+        {"event_time": "0001-01-01T00:00:00+05:00"},
+        "event_time '0001-01-01T00:00:00+05:00' is out of range after conversion to UTC; use a "
+        "time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z",
+    ),
+    ({"event_time": "9999-12-31T23:00:00-05:00"}, "is out of range after conversion to UTC"),
     ({"event_time": 1700000000}, "event_time must be an ISO 8601 string"),
 ]
 
@@ -257,7 +270,7 @@ def test_batch_invalid_record_named(api: LiveServer, registered: Registered) -> 
     records[3]["entity_id"] = ""
     response = httpx.post(api.url + BATCH_PATH, json={"records": records})
     assert response.status_code == 422
-    assert "records[3]: entity_id '' is invalid" in response.json()["detail"]
+    assert "records[3]: entity_id is empty" in response.json()["detail"]
     records[3]["entity_id"] = "3"
     response = httpx.post(api.url + BATCH_PATH, json={"records": records})
     assert response.status_code == 422
@@ -268,8 +281,11 @@ def test_batch_invalid_record_named(api: LiveServer, registered: Registered) -> 
     ("body", "message"),
     [
         ({}, 'request body must be a JSON object {"records": [...]}'),
-        ({"records": []}, "records must be a non-empty JSON array"),
-        ({"records": "x"}, "records must be a non-empty JSON array"),
+        ({"records": []}, f"records is an empty array; send 1 to {MAX_BATCH} score requests"),
+        (
+            {"records": "x"},
+            "records must be a non-empty JSON array of score requests, not a string",
+        ),
         ({"records": [1]}, "records[0] must be a JSON object"),
     ],
 )
@@ -277,6 +293,70 @@ def test_batch_shape_rejected(api: LiveServer, body: dict, message: str) -> None
     response = httpx.post(api.url + BATCH_PATH, json=body)
     assert response.status_code == 422
     assert message in response.json()["detail"]
+    assert "not an array" not in response.json()["detail"]
+
+
+REJECTED_MEDIA_TYPES = [
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+    "application/jsonl",
+    "application/xml",
+    "",
+]
+ACCEPTED_MEDIA_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    'Application/JSON;Charset="UTF-8"',
+    "application/vnd.mlp.score+json",
+    "application/problem+json; charset=utf-8",
+    None,
+]
+
+
+def _json_request(
+    api: LiveServer, registered: Registered, path: str, media_type: str | None
+) -> httpx.Request:
+    record = body_for(registered, 6)
+    payload = record if path == SCORE_PATH else {"records": [record]}
+    headers = {} if media_type is None else {"content-type": media_type}
+    return httpx.Request("POST", api.url + path, content=json.dumps(payload), headers=headers)
+
+
+@pytest.mark.parametrize("path", [SCORE_PATH, BATCH_PATH])
+@pytest.mark.parametrize("media_type", REJECTED_MEDIA_TYPES)
+def test_non_json_media_type_rejected(
+    api: LiveServer, registered: Registered, path: str, media_type: str
+) -> None:
+    with httpx.Client() as client:
+        response = client.send(_json_request(api, registered, path, media_type))
+    assert response.status_code == 415, response.text
+    assert response.json()["category"] == "invalid_input"
+    detail = response.json()["detail"]
+    assert f"content-type {media_type!r} is not JSON" in detail
+    assert "send the body as JSON with content-type: application/json" in detail
+
+
+def test_non_utf8_json_charset_rejected(api: LiveServer, registered: Registered) -> None:
+    media_type = "application/json; charset=iso-8859-1"
+    with httpx.Client() as client:
+        response = client.send(_json_request(api, registered, SCORE_PATH, media_type))
+    assert response.status_code == 415
+    assert "charset 'iso-8859-1' is not supported; JSON must be UTF-8" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", [SCORE_PATH, BATCH_PATH])
+@pytest.mark.parametrize("media_type", ACCEPTED_MEDIA_TYPES)
+def test_json_media_types_accepted(
+    api: LiveServer, registered: Registered, path: str, media_type: str | None
+) -> None:
+    with httpx.Client() as client:
+        request = _json_request(api, registered, path, media_type)
+        if media_type is None:
+            assert "content-type" not in request.headers
+        response = client.send(request)
+    assert response.status_code == 200, response.text
 
 
 def test_event_time_logged(api: LiveServer, registered: Registered) -> None:

@@ -18,17 +18,27 @@ async def healthz() -> Response:
 
 @router.get("/readyz", summary="Readiness", responses={503: {"description": "Not ready"}})
 async def readyz(runtime: RuntimeDep) -> Response:
-    """Return 200 once every routed model has a loaded routing config, else 503."""
+    """Return 200 when the service can score, else 503 with the reason.
+
+    Ready means the routing store was read at least once, routes at least one model, and every
+    routed model has a loaded routing config. ``store_error`` is the last store read's error:
+    while the store fails after a successful read, the routes read before keep serving and the
+    service stays ready.
+    """
     state = runtime.follower.state
-    waiting = sorted(model for model in state.routed if model not in state.routes)
+    reason = state.not_ready_reason()
     body = {
-        "ready": state.ready(),
+        "ready": reason is None,
+        "reason": reason,
         "store_read": state.store_read,
+        "store_error": state.store_error,
         "models": sorted(state.routes),
-        "waiting_for": waiting,
+        "waiting_for": state.waiting_for(),
     }
     return Response(
-        orjson.dumps(body), status_code=200 if body["ready"] else 503, media_type="application/json"
+        orjson.dumps(body),
+        status_code=200 if reason is None else 503,
+        media_type="application/json",
     )
 
 

@@ -18,13 +18,13 @@ router = APIRouter(tags=["models"])
     "/models/{model}",
     name="model_info",
     summary="Describe a served model",
-    responses=schemas.responses(schemas.ModelInfo, 401, 404),
+    responses=schemas.responses(schemas.ModelInfo, 401, 404, 503),
 )
 async def model_info(model: str, runtime: RuntimeDep) -> Response:
     """Return the routing config being served, each loaded version and the last load error."""
     state = runtime.follower.state
     if model not in state.routed and model not in state.routes:
-        raise state.not_found(model)
+        raise state.unknown_model(model)
     runtime.metrics.count_request(model, "model_info", 200)
     return Response(
         orjson.dumps(describe_model(state, model)),
