@@ -30,7 +30,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from mlp_orchestration import keys
-from mlp_orchestration.instance import open_instance
+from mlp_orchestration.instance import QUIET_LOGGERS, open_instance
 from mlp_orchestration.lifecycle import (
     LifecycleResult,
     ensure_champion,
@@ -348,6 +348,7 @@ def _materialize(
         instance=instance,
         resources={keys.RESOURCE_KEY: MlpResource()},
         tags={"mlp/trigger": "demo"},
+        run_config=QUIET_LOGGERS,
         raise_on_error=False,
     )
 
