@@ -46,10 +46,10 @@ def performance_gate(context: GateContext) -> GateResult:
 def _champion_overlap(context: GateContext) -> GateCheck | None:
     """Fail when the champion trained on part of this holdout, which makes it look better."""
     champion_end = context.extra.get("champion_training_end")
-    holdout_start = context.candidate.windows.get("holdout", (None,))[0]
-    if champion_end is None or holdout_start is None:
+    holdout_start, holdout_end = context.candidate.windows.get("holdout", (None, None))
+    if champion_end is None or holdout_start is None or holdout_end is None:
         return None
-    end = datetime.fromisoformat(champion_end)
+    end = min(datetime.fromisoformat(champion_end), datetime.fromisoformat(holdout_end))
     start = datetime.fromisoformat(holdout_start)
     overlap_hours = max(0.0, (end - start).total_seconds() / 3600)
     check = GateCheck.compare(

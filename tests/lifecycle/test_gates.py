@@ -224,3 +224,13 @@ def test_bias_gate_fails_when_a_group_is_never_flagged(context, credit_default):
     assert not result.passed
     failure = next(c for c in result.failures if c.check == "alert_rate_ratio[SEX]")
     assert "groups ['2'] of SEX are never flagged" in failure.message
+
+
+def test_champion_overlap_counts_only_holdout_hours(context):
+    context.champion_version = "7"
+    context.champion_scores = context.candidate_scores.copy()
+    context.extra["champion_training_end"] = "2013-09-02T02:00:00+00:00"
+    overlap = next(
+        c for c in performance_gate(context).checks if c.check == "champion_holdout_overlap_hours"
+    )
+    assert overlap.value == pytest.approx(4.0)
