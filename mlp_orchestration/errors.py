@@ -18,6 +18,7 @@ class ErrorCategory(StrEnum):
     UNAVAILABLE = "unavailable"
     UNAUTHORIZED = "unauthorized"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 
 HTTP_STATUS: dict[ErrorCategory, int] = {
@@ -28,6 +29,7 @@ HTTP_STATUS: dict[ErrorCategory, int] = {
     ErrorCategory.UNAVAILABLE: 503,
     ErrorCategory.UNAUTHORIZED: 401,
     ErrorCategory.PAYLOAD_TOO_LARGE: 413,
+    ErrorCategory.UNSUPPORTED_MEDIA_TYPE: 415,
 }
 
 

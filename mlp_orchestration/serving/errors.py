@@ -26,9 +26,7 @@ class UnauthorizedError(MlpError):
 class UnsupportedMediaTypeError(MlpError):
     """A request body is declared with a media type other than JSON."""
 
-    category = ErrorCategory.INVALID_INPUT
-    # ErrorCategory has no category for 415, so this class sets its status itself.
-    http_status = 415
+    category = ErrorCategory.UNSUPPORTED_MEDIA_TYPE
 
 
 class ModelUnavailableError(MlpError):

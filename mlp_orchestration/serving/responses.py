@@ -11,10 +11,7 @@ JSON = b"application/json"
 
 
 def error_status(exc: MlpError) -> int:
-    """Return the HTTP status of a project error: its ``http_status``, else its category's."""
-    status = getattr(exc, "http_status", None)
-    if status is not None:
-        return status
+    """Return the HTTP status of a project error's category."""
     return HTTP_STATUS.get(exc.category, 500)
 
 

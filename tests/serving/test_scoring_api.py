@@ -332,7 +332,7 @@ def test_non_json_media_type_rejected(
     with httpx.Client() as client:
         response = client.send(_json_request(api, registered, path, media_type))
     assert response.status_code == 415, response.text
-    assert response.json()["category"] == "invalid_input"
+    assert response.json()["category"] == "unsupported_media_type"
     detail = response.json()["detail"]
     assert f"content-type {media_type!r} is not JSON" in detail
     assert "send the body as JSON with content-type: application/json" in detail
