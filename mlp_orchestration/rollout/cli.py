@@ -64,7 +64,13 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: Any) -> N
     start = commands.add_parser("start", help="Put a version that passed its gates in shadow.")
     start.add_argument("model", help="Model name, as in its spec.")
     start.add_argument("--version", required=True, help="Registered version to roll out.")
-    start.add_argument("--by", dest="actor", required=True, help="Who starts the rollout.")
+    start.add_argument(
+        "--by",
+        dest="actor",
+        required=True,
+        help="Who starts the rollout (free text). The OS user running the command and "
+        "MLP_ACTOR are recorded with it, and an approval from the same OS user is rejected.",
+    )
     start.set_defaults(handler=_start)
     step = commands.add_parser(
         "step", help="Evaluate the rollout once and apply the decision, as the sensor does."
@@ -133,10 +139,17 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
 
 def _start(args: argparse.Namespace) -> int:
     from mlp_orchestration.rollout.context import RolloutContext
+    from mlp_orchestration.rollout.identity import environment_identity
     from mlp_orchestration.rollout.transitions import start_rollout
 
-    ctx = RolloutContext.create(get_settings(), _spec(args.model))
-    config = start_rollout(ctx, candidate_version=args.version, actor=args.actor)
+    settings = get_settings()
+    ctx = RolloutContext.create(settings, _spec(args.model))
+    config = start_rollout(
+        ctx,
+        candidate_version=args.version,
+        actor=args.actor,
+        identity=environment_identity(settings),
+    )
     sys.stdout.write(
         f"{args.model}: version {args.version} in shadow at routing "
         f"v{config.version} (started by {config.actor})\n"

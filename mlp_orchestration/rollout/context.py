@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from mlp_orchestration import registry
 from mlp_orchestration.errors import NotFoundError
+from mlp_orchestration.rollout.aliases import check_registry
 from mlp_orchestration.routing.store import RoutingStore
 from mlp_orchestration.settings import Settings
 from mlp_orchestration.spec import ModelSpec
@@ -42,6 +43,16 @@ class RolloutContext:
     def client(self) -> MlflowClient:
         if self._client is None:
             self._client = registry.configure(self.settings)
+        return self._client
+
+    def checked_client(self) -> MlflowClient:
+        """Return the client after checking that the registry responds and contains the model.
+
+        Raises:
+            RegistryUnavailableError: the registry did not respond.
+            NotFoundError: the registry does not hold the model.
+        """
+        self._client = check_registry(self.settings, self.model, self._client)
         return self._client
 
     def version_tags(self, version: str) -> dict[str, str]:

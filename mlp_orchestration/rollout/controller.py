@@ -17,8 +17,13 @@ from enum import StrEnum
 import pandas as pd
 
 from mlp_orchestration import registry
-from mlp_orchestration.errors import RoutingConflictError
+from mlp_orchestration.errors import NotFoundError, RoutingConflictError
 from mlp_orchestration.rollout import events
+from mlp_orchestration.rollout.aliases import (
+    REGISTRY_ERRORS,
+    RegistryUnavailableError,
+    reconcile_aliases,
+)
 from mlp_orchestration.rollout.approval import find_approval
 from mlp_orchestration.rollout.context import RolloutContext
 from mlp_orchestration.rollout.decision import Action, StageDecision, decide_stage
@@ -32,7 +37,6 @@ from mlp_orchestration.rollout.transitions import (
     GATE_VERDICT_TAG,
     advance_stage,
     promote_rollout,
-    reconcile_aliases,
     rollback_rollout,
     start_rollout,
 )
@@ -114,7 +118,14 @@ def _idle(
     if not history:
         return StepOutcome(StepAction.IDLE, f"{ctx.model} has no routing config yet")
     latest = history[-1]
-    reconcile_aliases(ctx, latest)
+    problem = _repair_aliases(ctx, latest)
+    if problem is not None:
+        return StepOutcome(
+            StepAction.IDLE,
+            f"no rollout in progress; routing v{latest.version} is {latest.stage.value}; "
+            f"aliases not checked: {problem}",
+            routing_version=latest.version,
+        )
     if auto_start:
         candidate = registry.alias_version(ctx.client, ctx.model, registry.CHALLENGER)
         if (
@@ -137,6 +148,27 @@ def _idle(
     )
 
 
+def _repair_aliases(ctx: RolloutContext, latest: RoutingConfig) -> str | None:
+    """Reconcile the aliases with the latest config; return the registry problem, if any."""
+    try:
+        ctx.checked_client()
+        changes = reconcile_aliases(ctx.client, ctx.model, latest)
+    except (RegistryUnavailableError, NotFoundError) as exc:
+        logger.warning("aliases of %s not checked against routing: %s", ctx.model, exc)
+        return str(exc)
+    except REGISTRY_ERRORS as exc:
+        logger.warning("aliases of %s not repaired: %s", ctx.model, exc)
+        return str(exc)
+    if changes:
+        logger.warning(
+            "aliases of %s repaired to match routing v%d: %s",
+            ctx.model,
+            latest.version,
+            ", ".join(changes),
+        )
+    return None
+
+
 def _step_shadow(ctx: RolloutContext, state: RolloutState, *, actor: str) -> StepOutcome:
     candidate, current = state.candidate_version, state.current
     shadow_versions = [config.version for config in state.shadow_configs()]
@@ -150,7 +182,7 @@ def _step_shadow(ctx: RolloutContext, state: RolloutState, *, actor: str) -> Ste
         )
         if event.stage == RoutingStage.SHADOW.value
         and event.routing_version in shadow_versions
-        and event.decision != events.STARTED
+        and event.decision in events.SHADOW_VERDICTS
     ]
     latest = verdicts[-1] if verdicts else None
     if latest is not None and latest.decision == events.SHADOW_PASSED:
@@ -175,7 +207,7 @@ def _step_shadow(ctx: RolloutContext, state: RolloutState, *, actor: str) -> Ste
             evidence={"shadow_event_id": latest.id, "shadow": _shadow_metrics(latest)},
         )
         return StepOutcome(
-            StepAction.ROLLED_BACK, config.reason, candidate, current.version, config
+            StepAction.ROLLED_BACK, _rollback_message(config), candidate, current.version, config
         )
     pairs = count_arm_requests(
         ctx.engine, ctx.model, arm="shadow", routing_versions=shadow_versions
@@ -292,7 +324,9 @@ def _step_canary(
             breaches=evidence["breaches"],
             evidence=evidence,
         )
-        return StepOutcome(StepAction.ROLLED_BACK, config.reason, written=config, **base)
+        return StepOutcome(
+            StepAction.ROLLED_BACK, _rollback_message(config), written=config, **base
+        )
     if decision.action == Action.ADVANCE:
         assert decision.next_share is not None
         config = advance_stage(
@@ -307,8 +341,26 @@ def _step_canary(
     if decision.action == Action.AWAIT_APPROVAL:
         _record_waiting(ctx, state, actor=actor, evidence=evidence)
         return StepOutcome(StepAction.AWAITING_APPROVAL, decision.reason, **base)
-    config = promote_rollout(ctx, state, actor=actor, decision=decision, approval=approval)
+    try:
+        config = promote_rollout(ctx, state, actor=actor, decision=decision, approval=approval)
+    except RegistryUnavailableError as exc:
+        if exc.written is not None:
+            raise
+        # Nothing was written: the candidate keeps its healthy last stage until the registry
+        # responds, and a later evaluation promotes it.
+        return StepOutcome(StepAction.HOLD, f"promotion waits for the registry: {exc}", **base)
     return StepOutcome(StepAction.PROMOTED, config.reason, written=config, **base)
+
+
+def _rollback_message(config: RoutingConfig) -> str:
+    pending = config.evidence.get("aliases_pending")
+    if not pending:
+        return config.reason
+    return (
+        f"{config.reason}; the challenger alias was left in place because {pending}; it is "
+        f"removed at the next idle evaluation once the registry responds, or by 'mlp routing "
+        f"reconcile {config.model}'"
+    )
 
 
 def _record_waiting(

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from mlp_orchestration.warehouse import rollout_events, utcnow
 
@@ -23,6 +23,9 @@ ROLLED_BACK = "rolled_back"
 AWAITING_APPROVAL = "awaiting_approval"
 PROMOTED = "promoted"
 STARTED = "started"
+APPROVED = "approved"
+# The verdicts of a shadow evaluation, as opposed to other decisions taken during the shadow stage.
+SHADOW_VERDICTS = frozenset({SHADOW_PASSED, SHADOW_FAILED, SHADOW_INSUFFICIENT})
 
 
 def json_safe(value: Any) -> Any:
@@ -83,6 +86,33 @@ def record_event(
     Args:
         routing_version: the routing config version whose traffic the decision judged.
     """
+    with engine.begin() as conn:
+        return insert_event(
+            conn,
+            model=model,
+            candidate_version=candidate_version,
+            stage=stage,
+            decision=decision,
+            actor=actor,
+            routing_version=routing_version,
+            metrics=metrics,
+            breaches=breaches,
+        )
+
+
+def insert_event(
+    conn: Connection,
+    *,
+    model: str,
+    candidate_version: str,
+    stage: str,
+    decision: str,
+    actor: str,
+    routing_version: int | None,
+    metrics: Mapping[str, Any],
+    breaches: list[Mapping[str, Any]] | None = None,
+) -> int:
+    """Append one decision inside the caller's transaction and return its id."""
     row = {
         "model": model,
         "candidate_version": candidate_version,
@@ -94,9 +124,8 @@ def record_event(
         "actor": actor,
         "decided_at": utcnow(),
     }
-    with engine.begin() as conn:
-        result = conn.execute(rollout_events.insert().values(**row))
-        return int(result.inserted_primary_key[0])
+    result = conn.execute(rollout_events.insert().values(**row))
+    return int(result.inserted_primary_key[0])
 
 
 def list_events(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlp_orchestration.rollout.identity import EnvironmentIdentity
 from mlp_orchestration.routing.config import RoutingConfig, RoutingStage
 
 ACTIVE_STAGES = frozenset({RoutingStage.SHADOW, RoutingStage.CANARY})
@@ -43,6 +44,11 @@ class RolloutState:
     @property
     def started_by(self) -> str:
         return self.started.actor
+
+    @property
+    def started_identity(self) -> EnvironmentIdentity | None:
+        """The starter's OS user and MLP_ACTOR, recorded only by ``mlp rollout start``."""
+        return EnvironmentIdentity.from_dict(self.started.evidence.get("started_by_identity"))
 
     @property
     def current(self) -> RoutingConfig:

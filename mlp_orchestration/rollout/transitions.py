@@ -2,8 +2,9 @@
 
 Each transition is one compare-and-set write of the routing config based on the rollout's
 current version, so two evaluators acting on the same stage cannot both apply a decision: the
-second gets ``RoutingConflictError``. MLflow aliases and the rollout event follow the routing
-write; ``reconcile_aliases`` repairs the aliases should a process stop between the two.
+second gets ``RoutingConflictError``. The rollout event follows the routing write, and the MLflow
+aliases move last (see ``aliases``). Should the registry fail or a process stop in between,
+``reconcile_aliases`` repairs the aliases.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import logging
 from typing import Any
 
 from mlp_orchestration import registry
-from mlp_orchestration.errors import ConfigurationError, RoutingConflictError
+from mlp_orchestration.errors import ConfigurationError, NotFoundError, RoutingConflictError
 from mlp_orchestration.rollout import events
+from mlp_orchestration.rollout.aliases import (
+    RegistryUnavailableError,
+    follow_routing,
+)
 from mlp_orchestration.rollout.approval import Approval
 from mlp_orchestration.rollout.context import RolloutContext
 from mlp_orchestration.rollout.decision import StageDecision
+from mlp_orchestration.rollout.identity import EnvironmentIdentity
 from mlp_orchestration.rollout.state import (
     RolloutState,
     active_rollout,
@@ -60,17 +66,28 @@ def plan_evidence(ctx: RolloutContext) -> dict[str, Any]:
 
 
 def start_rollout(
-    ctx: RolloutContext, *, candidate_version: str, actor: str, reason: str | None = None
+    ctx: RolloutContext,
+    *,
+    candidate_version: str,
+    actor: str,
+    reason: str | None = None,
+    identity: EnvironmentIdentity | None = None,
 ) -> RoutingConfig:
     """Put a challenger in shadow behind the champion: the first config of its rollout.
 
     A rollout of the same candidate already in progress is returned as it is.
+
+    Args:
+        identity: the OS user and MLP_ACTOR of the person starting the rollout, recorded in
+            the evidence so that an approval from the same OS user is rejected. Automated
+            starters (the rollout sensor, the demo driver) pass None.
 
     Raises:
         NotFoundError: the model has no routing config (no champion) or the version is missing.
         ConfigurationError: the version did not pass its gates, is the champion, or another
             version holds the ``challenger`` alias.
         RoutingConflictError: a rollout of another version is in progress.
+        RegistryUnavailableError: the MLflow registry did not respond; nothing was changed.
     """
     history = ctx.store.history(ctx.model)
     if not history:
@@ -96,6 +113,9 @@ def start_rollout(
             f"version {candidate_version} is already the champion of {ctx.model}; roll out a "
             "newer version"
         )
+    _check_registry_unchanged(
+        ctx, current, action=f"start the rollout of {ctx.model} version {candidate_version}"
+    )
     tags = ctx.version_tags(candidate_version)
     if tags.get(GATE_VERDICT_TAG) != "passed":
         raise ConfigurationError(
@@ -106,6 +126,7 @@ def start_rollout(
     ctx.decision_threshold(candidate_version)
     ctx.decision_threshold(current.champion_version)
     _claim_challenger_alias(ctx, candidate_version)
+    started_by = {"started_by_identity": identity.as_dict()} if identity else {}
     config = ctx.store.update(
         ctx.model,
         expected_version=current.version,
@@ -118,6 +139,7 @@ def start_rollout(
             "champion_version": current.champion_version,
             "gate_report": gate_summary(tags),
             "plan": plan_evidence(ctx),
+            **started_by,
         },
         canary_version=None,
         canary_share=0.0,
@@ -131,9 +153,26 @@ def start_rollout(
         decision=events.STARTED,
         actor=actor,
         routing_version=config.version,
-        metrics={"champion_version": current.champion_version, "plan": plan_evidence(ctx)},
+        metrics={
+            "champion_version": current.champion_version,
+            "plan": plan_evidence(ctx),
+            **started_by,
+        },
     )
     return config
+
+
+def _check_registry_unchanged(ctx: RolloutContext, current: RoutingConfig, *, action: str) -> None:
+    """Check the registry before a routing write; on failure, say that nothing was changed."""
+    try:
+        ctx.checked_client()
+    except RegistryUnavailableError as exc:
+        raise RegistryUnavailableError(
+            f"cannot {action}: {exc}. Nothing was changed: routing stays at "
+            f"v{current.version} ({stage_label(current)}) and no alias moved. Start the "
+            "registry, or point MLP_MLFLOW_TRACKING_URI / MLP_MLFLOW_REGISTRY_URI at it, and "
+            "try again."
+        ) from exc
 
 
 def _claim_challenger_alias(ctx: RolloutContext, candidate_version: str) -> None:
@@ -197,8 +236,15 @@ def rollback_rollout(
     breaches: list[dict[str, Any]],
     evidence: dict[str, Any],
 ) -> RoutingConfig:
-    """Take the candidate out of traffic (stage ROLLED_BACK) and remove its challenger alias."""
+    """Take the candidate out of traffic (stage ROLLED_BACK) and remove its challenger alias.
+
+    The registry is checked first, but the routing write happens even when it does not respond,
+    because a breach must leave traffic without waiting for MLflow. The evidence then records
+    ``aliases_pending`` with the registry error, and ``reconcile_aliases`` removes the alias once
+    the registry responds. The check delays the write by about 18 s at most (``aliases``).
+    """
     current = state.current
+    pending = _registry_problem(ctx)
     config = ctx.store.update(
         ctx.model,
         expected_version=current.version,
@@ -211,13 +257,13 @@ def rollback_rollout(
                 "from_stage": stage_label(current),
                 "breaches": breaches,
                 **evidence,
+                **({"aliases_pending": pending} if pending else {}),
             }
         ),
         canary_version=None,
         canary_share=0.0,
         shadow_versions=tuple(v for v in current.shadow_versions if v != state.candidate_version),
     )
-    _remove_challenger_alias(ctx, state.candidate_version)
     events.record_event(
         ctx.engine,
         model=ctx.model,
@@ -236,12 +282,38 @@ def rollback_rollout(
         stage_label(current),
         reason,
     )
+    if pending:
+        logger.warning(
+            "the challenger alias of %s still points at %s: %s; it is removed once the registry "
+            "responds",
+            ctx.model,
+            state.candidate_version,
+            pending,
+        )
+    else:
+        _follow_or_warn(ctx, config)
     return config
 
 
-def _remove_challenger_alias(ctx: RolloutContext, version: str) -> None:
-    if registry.alias_version(ctx.client, ctx.model, registry.CHALLENGER) == version:
-        registry.remove_alias(ctx.client, ctx.model, registry.CHALLENGER)
+def _registry_problem(ctx: RolloutContext) -> str | None:
+    """Return why the registry cannot move aliases now, or None when it responds."""
+    try:
+        ctx.checked_client()
+    except (RegistryUnavailableError, NotFoundError) as exc:
+        return str(exc)
+    return None
+
+
+def _follow_or_warn(ctx: RolloutContext, config: RoutingConfig) -> None:
+    """Move the aliases after an automatic routing write; a registry failure is only logged.
+
+    The decision is already in effect and recorded, and the next idle evaluation repairs the
+    aliases, so failing the sensor tick would only hide the decision from its alert.
+    """
+    try:
+        follow_routing(ctx.settings, ctx.client, config)
+    except RegistryUnavailableError as exc:
+        logger.warning("%s", exc)
 
 
 def _compact_event(event: events.RolloutEvent) -> dict[str, Any]:
@@ -271,9 +343,14 @@ def promote_rollout(
 
     The evidence holds the gate report summary from the version's tags, the shadow evaluation
     summary, every stage decision of the rollout and the approval, if one was needed.
+
+    Raises:
+        RegistryUnavailableError: the MLflow registry did not respond before the routing write;
+            nothing was changed and the candidate keeps its last canary stage.
     """
     candidate = state.candidate_version
     current = state.current
+    _check_registry_unchanged(ctx, current, action=f"promote {ctx.model} version {candidate}")
     rollout_events = events.list_events(
         ctx.engine,
         ctx.model,
@@ -312,8 +389,6 @@ def promote_rollout(
         canary_share=0.0,
         shadow_versions=(),
     )
-    registry.set_alias(ctx.client, ctx.model, registry.CHAMPION, candidate)
-    _remove_challenger_alias(ctx, candidate)
     events.record_event(
         ctx.engine,
         model=ctx.model,
@@ -331,6 +406,7 @@ def promote_rollout(
     logger.info(
         "promoted %s version %s to champion at routing v%d", ctx.model, candidate, config.version
     )
+    _follow_or_warn(ctx, config)
     return config
 
 
@@ -350,34 +426,3 @@ def _shadow_brief(event: events.RolloutEvent) -> dict[str, Any]:
         "challenger_pr_auc": (labels.get("challenger") or {}).get("pr_auc"),
         "report_path": event.metrics.get("report_path"),
     }
-
-
-def reconcile_aliases(ctx: RolloutContext, latest: RoutingConfig) -> list[str]:
-    """Bring the MLflow aliases in line with a finished rollout's last config.
-
-    Returns:
-        What was changed, for the log; empty when the aliases already agree.
-    """
-    changes: list[str] = []
-    champion = registry.alias_version(ctx.client, ctx.model, registry.CHAMPION)
-    challenger = registry.alias_version(ctx.client, ctx.model, registry.CHALLENGER)
-    if latest.stage == RoutingStage.PROMOTED:
-        if champion != latest.champion_version:
-            registry.set_alias(ctx.client, ctx.model, registry.CHAMPION, latest.champion_version)
-            changes.append(f"{registry.CHAMPION} -> {latest.champion_version}")
-        if challenger == latest.champion_version:
-            registry.remove_alias(ctx.client, ctx.model, registry.CHALLENGER)
-            changes.append(f"{registry.CHALLENGER} removed")
-    elif latest.stage == RoutingStage.ROLLED_BACK:
-        rolled_back = latest.evidence.get("candidate_version")
-        if isinstance(rolled_back, str) and challenger == rolled_back:
-            registry.remove_alias(ctx.client, ctx.model, registry.CHALLENGER)
-            changes.append(f"{registry.CHALLENGER} removed")
-    if changes:
-        logger.warning(
-            "aliases of %s repaired to match routing v%d: %s",
-            ctx.model,
-            latest.version,
-            ", ".join(changes),
-        )
-    return changes

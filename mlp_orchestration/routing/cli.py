@@ -1,4 +1,5 @@
-"""``mlp routing``: read the routing history, compare versions, roll back and approve promotions.
+"""``mlp routing``: read the routing history, compare versions, roll back, reconcile the MLflow
+aliases and approve promotions.
 
 Every write goes through the routing store's compare-and-set, so a command based on a stale
 version fails with a conflict (exit code 2) instead of overwriting a newer config.
@@ -36,7 +37,7 @@ DIFF_FIELDS = [
 def register(subparsers: argparse._SubParsersAction, bench_subparsers: Any) -> None:
     """Add ``mlp routing`` and its subcommands."""
     routing = subparsers.add_parser(
-        "routing", help="Show, compare, roll back and approve routing configs."
+        "routing", help="Show, compare, roll back, reconcile and approve routing configs."
     )
     commands = routing.add_subparsers(dest="routing_command", required=True, metavar="ACTION")
 
@@ -62,6 +63,10 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: Any) -> N
     rollback = commands.add_parser(
         "rollback",
         help="Write a new config version whose traffic equals an earlier version.",
+        description="Write a new config version whose traffic equals an earlier version, after "
+        "checking that the MLflow registry responds, then move the champion alias to the "
+        "restored champion. During a rollout this rejects the candidate: its challenger alias "
+        "is removed and the rollback is recorded as a rollout event.",
     )
     rollback.add_argument("model", help="Model name, as in its spec.")
     rollback.add_argument(
@@ -80,15 +85,42 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: Any) -> N
         help="Config version this rollback is based on; the write fails if the latest differs "
         "(default: the latest version when the command starts).",
     )
+    rollback.add_argument(
+        "--routing-only",
+        action="store_true",
+        help="Write the routing config without checking or moving the MLflow aliases, for when "
+        "traffic must move while the registry is down; run 'mlp routing reconcile' later.",
+    )
     rollback.set_defaults(handler=_rollback)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="Move the MLflow aliases to match the latest routing config.",
+        description="Move the MLflow champion and challenger aliases so they name what the "
+        "latest routing config serves, e.g. after a routing write whose alias update failed.",
+    )
+    reconcile.add_argument("model", help="Model name, as in its spec.")
+    reconcile.set_defaults(handler=_reconcile)
 
     approve = commands.add_parser(
         "approve",
         help="Approve promotion of the model's rollout in progress; the approver must differ "
         "from whoever started the rollout.",
+        description="Approve promotion of the model's rollout in progress. The approval "
+        "records the --by name, the OS user running the command and MLP_ACTOR. It is rejected "
+        "when --by names the rollout's starter, or when the rollout was started with 'mlp "
+        "rollout start' from the same OS user. Identity comes from the environment, not from "
+        "an identity provider: anyone who can run this under another OS account, or set USER "
+        "or LOGNAME, can approve, and rollouts started by the rollout sensor record no OS user, "
+        "so only the --by names are compared for them.",
     )
     approve.add_argument("model", help="Model name, as in its spec.")
-    approve.add_argument("--by", dest="approver", required=True, help="Who approves.")
+    approve.add_argument(
+        "--by",
+        dest="approver",
+        required=True,
+        help="Who approves (free text, recorded with the OS user and MLP_ACTOR).",
+    )
     approve.add_argument("--note", default="", help="Optional note kept with the approval.")
     approve.set_defaults(handler=_approve)
 
@@ -197,12 +229,40 @@ def _rollback(args: argparse.Namespace) -> int:
         expected_version=args.expected_version,
         actor=args.actor,
         reason=args.reason,
+        routing_only=args.routing_only,
     )
     sys.stdout.write(
         f"{args.model}: wrote v{config.version}, equal in traffic to v{args.to_version}; "
         f"scoring services follow within their polling interval\n"
     )
+    rejected = config.evidence.get("candidate_version")
+    if rejected is not None:
+        sys.stdout.write(
+            f"  rejected version {rejected}, the candidate of the rollout in progress "
+            f"({config.evidence['from_stage']})\n"
+        )
+    if args.routing_only:
+        sys.stdout.write(
+            f"  MLflow aliases not checked or moved; run 'mlp routing reconcile {args.model}' "
+            "once the registry responds\n"
+        )
     sys.stdout.write(_describe(config) + "\n")
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from mlp_orchestration.rollout.manual import reconcile_registry
+
+    latest, changes = reconcile_registry(get_settings(), args.model)
+    if not changes:
+        sys.stdout.write(
+            f"{args.model}: the MLflow aliases already match routing v{latest.version}\n"
+        )
+        return 0
+    sys.stdout.write(
+        f"{args.model}: moved the MLflow aliases to match routing v{latest.version}: "
+        f"{', '.join(changes)}\n"
+    )
     return 0
 
 
@@ -210,10 +270,13 @@ def _approve(args: argparse.Namespace) -> int:
     from mlp_orchestration.rollout.approval import approve_rollout
 
     approval = approve_rollout(get_settings(), args.model, approver=args.approver, note=args.note)
+    identity = approval.approver_identity
+    os_user = identity.os_user if identity and identity.os_user else "unknown"
+    mlp_actor = identity.mlp_actor if identity and identity.mlp_actor else "unset"
     sys.stdout.write(
         f"{args.model}: promotion of version {approval.candidate_version} approved by "
-        f"{approval.approver} (rollout started by {approval.started_by} at routing "
-        f"v{approval.rollout_started_version}); the rollout promotes it once its last stage "
-        "is healthy\n"
+        f"{approval.approver} (OS user {os_user}, MLP_ACTOR {mlp_actor}; rollout started by "
+        f"{approval.started_by} at routing v{approval.rollout_started_version}); the rollout "
+        "promotes it once its last stage is healthy\n"
     )
     return 0

@@ -14,6 +14,7 @@ from mlp_orchestration.rollout import events
 from mlp_orchestration.rollout.approval import approve_rollout
 from mlp_orchestration.rollout.context import RolloutContext
 from mlp_orchestration.rollout.controller import StepAction, step_rollout
+from mlp_orchestration.rollout.manual import rollback_routing
 from mlp_orchestration.rollout.shadow_run import run_shadow_evaluation
 from mlp_orchestration.rollout.transitions import start_rollout
 from mlp_orchestration.routing.config import RoutingConfig, RoutingStage
@@ -30,6 +31,9 @@ from .helpers import (
     insert_arm,
     insert_shadow_pairs,
 )
+
+# A loopback port with nothing listening: a registry that refuses every connection.
+DOWN_REGISTRY = "http://127.0.0.1:9"
 
 
 def later(config: RoutingConfig, ctx: RolloutContext):
@@ -264,6 +268,7 @@ def test_auto_start_puts_challenger_in_shadow(env):
     assert config.shadow_versions == (env.challenger,)
     assert config.actor == "dagster:sensor"
     assert config.evidence["gate_report"]["gate_verdict"] == "passed"
+    assert "started_by_identity" not in config.evidence
 
 
 def test_start_rejects_version_that_failed_gates(env):
@@ -308,3 +313,100 @@ def test_concurrent_evaluators_apply_one_decision(env):
     assert history[-1].canary_share == env.spec.rollout.stages[1]
     assert len(history) == config.version + 1
     assert count_rows(env.ctx.engine, rollout_events, decision=events.ADVANCED) == 2
+
+
+def registry_down_context(env) -> RolloutContext:
+    """The rollout's context once the registry stopped responding after the tags were read."""
+    thresholds = {v: env.ctx.decision_threshold(v) for v in (env.champion, env.challenger)}
+    settings = env.settings.model_copy(update={"mlflow_tracking_uri": DOWN_REGISTRY})
+    return RolloutContext(
+        settings, env.ctx.spec, env.ctx.engine, env.ctx.store, _thresholds=thresholds
+    )
+
+
+def test_breach_rolls_back_while_registry_down(env):
+    config = to_first_canary(env)
+    fill_stage(env, config, BREACH_CASES["error_rate"].canary)
+
+    outcome = step_rollout(registry_down_context(env), actor="sensor", now=later(config, env.ctx))
+
+    assert outcome.action == StepAction.ROLLED_BACK
+    assert "the challenger alias was left in place because the MLflow registry at " in (
+        outcome.message
+    )
+    assert f"'mlp routing reconcile {env.spec.name}'" in outcome.message
+    rolled = env.ctx.store.current(env.spec.name)
+    assert rolled.stage == RoutingStage.ROLLED_BACK
+    assert rolled.canary_version is None
+    assert DOWN_REGISTRY in rolled.evidence["aliases_pending"]
+    assert count_rows(env.ctx.engine, rollout_events, decision=events.ROLLED_BACK) == 1
+    assert registry.alias_version(env.client, env.spec.name, registry.CHALLENGER) == (
+        env.challenger
+    )
+
+    idle = step_rollout(env.ctx, actor="sensor")
+    assert idle.action == StepAction.IDLE
+    assert registry.alias_version(env.client, env.spec.name, registry.CHALLENGER) is None
+    assert registry.alias_version(env.client, env.spec.name, registry.CHAMPION) == env.champion
+
+
+def test_promotion_waits_while_registry_down(env):
+    last = walk_to_last_stage(env, actor="alice")
+    fill_stage(env, last)
+
+    waiting = step_rollout(registry_down_context(env), actor="sensor", now=later(last, env.ctx))
+
+    assert waiting.action == StepAction.HOLD
+    assert "promotion waits for the registry" in waiting.message
+    assert f"Nothing was changed: routing stays at v{last.version}" in waiting.message
+    assert env.ctx.store.current(env.spec.name).version == last.version
+    assert count_rows(env.ctx.engine, rollout_events, decision=events.PROMOTED) == 0
+    assert registry.alias_version(env.client, env.spec.name, registry.CHAMPION) == env.champion
+
+    promoted = step_rollout(env.ctx, actor="sensor", now=later(last, env.ctx))
+    assert promoted.action == StepAction.PROMOTED
+    assert registry.alias_version(env.client, env.spec.name, registry.CHAMPION) == env.challenger
+    assert registry.alias_version(env.client, env.spec.name, registry.CHALLENGER) is None
+
+
+def test_idle_step_reports_registry_down(env):
+    outcome = step_rollout(registry_down_context(env), actor="sensor", auto_start=True)
+    assert outcome.action == StepAction.IDLE
+    assert "aliases not checked: the MLflow registry at http://127.0.0.1:9" in outcome.message
+    assert env.ctx.store.current(env.spec.name).version == 1
+
+
+def test_manual_rollback_during_canary_rejects_candidate(env):
+    config = to_first_canary(env)
+
+    rolled = rollback_routing(
+        env.settings,
+        env.spec.name,
+        to_version=1,
+        expected_version=None,
+        actor="carol",
+        reason="canary looks wrong",
+    )
+
+    assert rolled.stage == RoutingStage.ROLLBACK
+    assert rolled.canary_version is None
+    assert rolled.evidence["candidate_version"] == env.challenger
+    assert rolled.evidence["from_stage"] == f"canary_{round(config.canary_share * 100)}"
+    assert registry.alias_version(env.client, env.spec.name, registry.CHALLENGER) is None
+    recorded = events.list_events(env.ctx.engine, env.spec.name, decision=events.ROLLED_BACK)
+    assert [(e.actor, e.routing_version) for e in recorded] == [("carol", config.version)]
+    after = step_rollout(env.ctx, actor="sensor", auto_start=True)
+    assert after.action == StepAction.IDLE
+
+
+def test_approval_during_shadow_keeps_shadow_verdict(env):
+    pass_shadow(env)
+    assert step_rollout(env.ctx, actor="sensor").action == StepAction.EVALUATE_SHADOW
+    evaluation = run_shadow_evaluation(env.ctx, actor="sensor")
+    assert evaluation.gate.verdict == "passed"
+
+    approve_rollout(env.settings, env.spec.name, approver="bob")
+    advanced = step_rollout(env.ctx, actor="sensor")
+
+    assert advanced.action == StepAction.ADVANCED
+    assert count_rows(env.ctx.engine, rollout_events, decision=events.APPROVED) == 1

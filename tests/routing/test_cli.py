@@ -1,4 +1,5 @@
-"""``mlp routing``: show, history, diff, rollback and approve through the real command line."""
+"""``mlp routing``: show, history, diff, rollback, reconcile and approve through the real command
+line, against the isolated home's SQLite warehouse and MLflow store."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 
 import pytest
 
+from mlp_orchestration import registry
 from mlp_orchestration.cli import main
+from mlp_orchestration.rollout import events
 from mlp_orchestration.routing.config import RoutingStage, RoutingTarget
 from mlp_orchestration.routing.store import RoutingStore
 from mlp_orchestration.warehouse import get_engine
@@ -106,8 +109,9 @@ def test_diff_unknown_version_fails(store, capsys):
     assert "version 9 of model 'fraud' does not exist (versions: 1 to 3)" in err
 
 
-def test_rollback_appends_version_equal_to_earlier(store, capsys):
-    code, out, _ = run(
+def test_rollback_during_rollout_rejects_candidate(store, registered, capsys):
+    registry.set_alias(registered, MODEL, registry.CHALLENGER, "2")
+    code, out, err = run(
         capsys,
         "routing",
         "rollback",
@@ -120,14 +124,104 @@ def test_rollback_appends_version_equal_to_earlier(store, capsys):
         "canary errors",
     )
     history = store.history(MODEL)
-    assert code == 0
+    assert code == 0, err
     assert "wrote v4, equal in traffic to v1" in out
+    assert "rejected version 2, the candidate of the rollout in progress (canary_5)" in out
     assert [c.version for c in history] == [1, 2, 3, 4]
     assert history[3].target() == history[0].target()
     assert history[3].stage == RoutingStage.ROLLBACK
     assert history[3].actor == "bob"
-    assert history[3].evidence == {"rolled_back_to": 1, "rolled_back_from": 3}
+    assert history[3].evidence == {
+        "rolled_back_to": 1,
+        "rolled_back_from": 3,
+        "candidate_version": "2",
+        "from_stage": "canary_5",
+        "rollout_started_version": 2,
+        "rejected_candidate": True,
+    }
     assert history[2].canary_version == "2"  # history is never rewritten
+    assert registry.alias_version(registered, MODEL, registry.CHALLENGER) is None
+    assert registry.alias_version(registered, MODEL, registry.CHAMPION) == "1"
+    recorded = events.list_events(store.engine, MODEL, decision=events.ROLLED_BACK)
+    assert len(recorded) == 1
+    assert recorded[0].candidate_version == "2"
+    assert recorded[0].stage == "canary_5"
+    assert recorded[0].actor == "bob"
+    assert recorded[0].routing_version == 3
+    assert recorded[0].metrics["manual"] is True
+    assert recorded[0].metrics["written_routing_version"] == 4
+    assert recorded[0].metrics["reason"] == "canary errors"
+
+
+def test_rollback_after_promotion_moves_champion_alias(store, registered, capsys):
+    store.update(
+        MODEL,
+        expected_version=3,
+        stage=RoutingStage.PROMOTED,
+        actor="sensor",
+        reason="promoted 2",
+        champion_version="2",
+        canary_version=None,
+        canary_share=0.0,
+    )
+    registry.set_alias(registered, MODEL, registry.CHAMPION, "2")
+    code, out, err = run(
+        capsys, "routing", "rollback", MODEL, "--to", "1", "--by", "bob", "--reason", "bad"
+    )
+    latest = store.current(MODEL)
+    assert code == 0, err
+    assert latest.version == 5
+    assert latest.champion_version == "1"
+    assert latest.evidence == {"rolled_back_to": 1, "rolled_back_from": 4}
+    assert registry.alias_version(registered, MODEL, registry.CHAMPION) == "1"
+    assert events.list_events(store.engine, MODEL) == []
+    assert "rejected version" not in out
+
+
+@pytest.mark.parametrize("to_version", ["2", "3"])
+def test_rollback_to_canary_or_shadow_config_rejected(store, registered, capsys, to_version):
+    code, _, err = run(
+        capsys, "routing", "rollback", MODEL, "--to", to_version, "--by", "bob", "--reason", "x"
+    )
+    assert code == 2
+    assert f"routing v{to_version} of fraud routes traffic to" in err
+    assert "v1 is the latest earlier one (champion only)" in err
+    assert store.current(MODEL).version == 3
+
+
+def test_rollback_to_unregistered_champion_rejected(store, registered, capsys):
+    registered.delete_model_version(MODEL, "1")
+    code, _, err = run(
+        capsys, "routing", "rollback", MODEL, "--to", "1", "--by", "bob", "--reason", "x"
+    )
+    assert code == 2
+    assert "model 'fraud' has no registered version '1'" in err
+    assert store.current(MODEL).version == 3
+
+
+def test_reconcile_moves_aliases_to_latest_config(store, registered, capsys):
+    registry.set_alias(registered, MODEL, registry.CHAMPION, "3")
+    code, out, err = run(capsys, "routing", "reconcile", MODEL)
+    assert code == 0, err
+    assert "moved the MLflow aliases to match routing v3: champion -> 1, challenger -> 2" in out
+    assert registry.alias_version(registered, MODEL, registry.CHAMPION) == "1"
+    assert registry.alias_version(registered, MODEL, registry.CHALLENGER) == "2"
+
+    code, out, _ = run(capsys, "routing", "reconcile", MODEL)
+    assert code == 0
+    assert "the MLflow aliases already match routing v3" in out
+
+
+def test_reconcile_without_routing_config_fails(registered, capsys):
+    code, _, err = run(capsys, "routing", "reconcile", MODEL)
+    assert code == 2
+    assert "model 'fraud' has no routing config yet" in err
+
+
+def test_reconcile_unregistered_model_fails(store, capsys):
+    code, _, err = run(capsys, "routing", "reconcile", MODEL)
+    assert code == 2
+    assert "model 'fraud' is not registered in the MLflow registry" in err
 
 
 def test_rollback_with_stale_expected_version_is_a_conflict(store, capsys):
@@ -150,13 +244,21 @@ def test_rollback_with_stale_expected_version_is_a_conflict(store, capsys):
     assert store.current(MODEL).version == 3
 
 
-def test_approve_by_starter_rejected_then_other_person_accepted(store, capsys):
+def test_approve_by_starter_rejected_then_other_person_accepted(store, capsys, monkeypatch):
+    monkeypatch.setenv("MLP_ACTOR", "bob-on-call")
     code, _, err = run(capsys, "routing", "approve", MODEL, "--by", "alice")
     assert code == 2
     assert "approver 'alice' started the rollout" in err
     code, out, _ = run(capsys, "routing", "approve", MODEL, "--by", "bob")
     assert code == 0
-    assert "approved by bob (rollout started by alice" in out
+    assert "approved by bob (OS user " in out
+    assert "MLP_ACTOR bob-on-call; rollout started by alice" in out
+    recorded = events.list_events(store.engine, MODEL, decision=events.APPROVED)
+    assert len(recorded) == 1
+    assert recorded[0].actor == "bob"
+    assert recorded[0].metrics["approver_identity"]["mlp_actor"] == "bob-on-call"
+    assert recorded[0].metrics["approver_identity"]["os_user"]
+    assert recorded[0].metrics["started_by_identity"] is None
     code, _, err = run(capsys, "routing", "approve", MODEL, "--by", "carol")
     assert code == 2
     assert "already approved by bob" in err
