@@ -13,6 +13,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from mlp_orchestration import registry
+from mlp_orchestration.alerts import Alert, AlertKind, AlertLogError, Severity, build_alert_sink
 from mlp_orchestration.errors import ConfigurationError, RoutingConflictError
 from mlp_orchestration.rollout import events
 from mlp_orchestration.rollout.aliases import (
@@ -104,7 +105,35 @@ def rollback_routing(
         _record_rejection(store, state, config, actor=actor, reason=reason)
     if client is not None:
         follow_routing(settings, client, config)
+    _send_rollback_alert(settings, store, config, actor=actor, reason=reason)
     return config
+
+
+def _send_rollback_alert(
+    settings: Settings, store: RoutingStore, config: RoutingConfig, *, actor: str, reason: str
+) -> None:
+    """Tell the model's owners that someone moved traffic by hand; a failed send only logs."""
+    evidence = config.evidence
+    fields = {
+        "Routing version": config.version,
+        "Restored from": f"v{evidence['rolled_back_to']}",
+        "Champion": config.champion_version,
+        "By": actor,
+        "Reason": reason,
+    }
+    if evidence.get("rejected_candidate"):
+        fields["Rejected candidate"] = evidence["candidate_version"]
+    alert = Alert(
+        kind=AlertKind.ROLLBACK,
+        title=f"{config.model}: manual rollback to routing v{evidence['rolled_back_to']}",
+        model=config.model,
+        severity=Severity.CRITICAL,
+        fields=fields,
+    )
+    try:
+        build_alert_sink(settings, store.engine).send(alert)
+    except AlertLogError as exc:
+        logger.warning("manual rollback alert for %s not sent: %s", config.model, exc)
 
 
 def _check_target(history: list[RoutingConfig], target: RoutingConfig) -> None:

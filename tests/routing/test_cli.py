@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 
 from mlp_orchestration import registry
 from mlp_orchestration.cli import main
 from mlp_orchestration.rollout import events
 from mlp_orchestration.routing.config import RoutingStage, RoutingTarget
 from mlp_orchestration.routing.store import RoutingStore
-from mlp_orchestration.warehouse import get_engine
+from mlp_orchestration.warehouse import alert_log, get_engine
 
 MODEL = "fraud"
 
@@ -151,6 +152,11 @@ def test_rollback_during_rollout_rejects_candidate(store, registered, capsys):
     assert recorded[0].metrics["manual"] is True
     assert recorded[0].metrics["written_routing_version"] == 4
     assert recorded[0].metrics["reason"] == "canary errors"
+    with store.engine.connect() as conn:
+        alerts = conn.execute(sa.select(alert_log.c.kind, alert_log.c.text)).all()
+    assert [kind for kind, _ in alerts] == ["rollback"]
+    assert "manual rollback to routing v1" in alerts[0].text
+    assert "Rejected candidate" in alerts[0].text
 
 
 def test_rollback_after_promotion_moves_champion_alias(store, registered, capsys):
