@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlparse
 
+import mlflow
 import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -24,6 +25,7 @@ from mlp_orchestration import registry
 from mlp_orchestration.errors import ErrorCategory, MlpError, NotFoundError
 from mlp_orchestration.rollout.state import ACTIVE_STAGES, candidate_of
 from mlp_orchestration.routing.config import RoutingConfig, RoutingStage
+from mlp_orchestration.routing.store import RoutingStore
 from mlp_orchestration.settings import Settings, safe_url
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ _SQL_SCHEMES = ("postgresql", "mysql", "mssql")
 # Errors of an MLflow client call whose store is unreachable or broken: MLflow wraps HTTP
 # failures in MlflowException, but its SQL stores let SQLAlchemy errors through.
 REGISTRY_ERRORS = (MlflowException, sa.exc.SQLAlchemyError, OSError)
+# Alias moves repeated when newer routing versions keep arriving during the move.
+_FOLLOW_ATTEMPTS = 5
 
 
 class RegistryUnavailableError(MlpError):
@@ -93,6 +97,32 @@ def check_registry(
             ) from exc
         raise _unavailable(exc, f"the MLflow registry at {safe_url(uri)}") from exc
     return client
+
+
+def check_model_file(settings: Settings, model: str, version: str, *, routing_version: int) -> None:
+    """Check that the artifact store still contains the version's native model file.
+
+    A registered version whose files were deleted or moved keeps its registry row, so a routing
+    write to it would succeed while no scoring service that starts afterwards could load it.
+
+    Raises:
+        RegistryUnavailableError: the artifact store did not respond.
+        NotFoundError: the version's artifacts hold no ``model.lgb``.
+    """
+    try:
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=f"models:/{model}/{version}")
+    except REGISTRY_ERRORS as exc:
+        raise _unavailable(exc, f"the MLflow artifact store of {model} version {version}") from exc
+    if any(entry.path == registry.NATIVE_MODEL_FILE for entry in listed):
+        return
+    found = ", ".join(sorted(entry.path for entry in listed)) or "no files"
+    raise NotFoundError(
+        f"{model} version {version} is registered, but its artifacts no longer include "
+        f"{registry.NATIVE_MODEL_FILE!r} (found: {found}), so a scoring service that starts "
+        f"could not load it. Nothing was changed: routing stays at v{routing_version}. "
+        "Restore the version's artifacts in the MLflow artifact store, or choose a routing "
+        "version whose champion still has its files ('mlp routing history " + model + "')"
+    )
 
 
 def _unavailable(exc: BaseException, where: str) -> RegistryUnavailableError:
@@ -174,16 +204,40 @@ def _retired_candidate(config: RoutingConfig) -> str | None:
     return None
 
 
-def follow_routing(settings: Settings, client: MlflowClient, written: RoutingConfig) -> list[str]:
+def follow_routing(
+    settings: Settings,
+    client: MlflowClient,
+    written: RoutingConfig,
+    store: RoutingStore | None = None,
+) -> list[str]:
     """Move the aliases after a routing write, turning registry failures into a clear error.
+
+    With ``store``, the aliases end up matching the latest routing config, not only ``written``:
+    when another writer wrote a newer version while this one moved the aliases (two overlapping
+    rollbacks, say), the move is repeated for the newer version, so the writer that finishes last
+    leaves the aliases on the config that is in effect.
 
     Raises:
         RegistryUnavailableError: the registry failed; the message names the routing version
             already written, the aliases moved before the failure and the repair command.
     """
     model = written.model
+    target = written
+    changes: list[str] = []
     try:
-        return reconcile_aliases(client, model, written)
+        for _ in range(_FOLLOW_ATTEMPTS):
+            changes += reconcile_aliases(client, model, target)
+            latest = store.current(model) if store is not None else None
+            if latest is None or latest.version == target.version:
+                return changes
+            logger.info(
+                "routing of %s moved from v%d to v%d while its aliases moved; following v%d",
+                model,
+                target.version,
+                latest.version,
+                latest.version,
+            )
+            target = latest
     except REGISTRY_ERRORS as exc:
         raise RegistryUnavailableError(
             f"routing v{written.version} of {model} was written and scoring follows it, but the "
@@ -194,3 +248,10 @@ def follow_routing(settings: Settings, client: MlflowClient, written: RoutingCon
             "next idle tick.",
             written=written,
         ) from exc
+    logger.warning(
+        "routing of %s kept changing while its aliases moved; 'mlp routing reconcile %s' or the "
+        "next idle rollout sensor tick brings them in line",
+        model,
+        model,
+    )
+    return changes

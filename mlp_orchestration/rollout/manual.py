@@ -19,6 +19,7 @@ from mlp_orchestration.rollout import events
 from mlp_orchestration.rollout.aliases import (
     REGISTRY_ERRORS,
     RegistryUnavailableError,
+    check_model_file,
     check_registry,
     follow_routing,
     reconcile_aliases,
@@ -78,9 +79,7 @@ def rollback_routing(
     state = active_rollout(history)
     client = None
     if not routing_only:
-        client = _check_before_write(settings, model, latest)
-        # The restored champion must still be registered, or no scoring service could load it.
-        registry.get_version(client, model, target.champion_version)
+        client = _check_before_write(settings, model, latest, target.champion_version)
 
     evidence: dict[str, Any] = {"rolled_back_to": to_version, "rolled_back_from": expected_version}
     if state is not None:
@@ -104,7 +103,7 @@ def rollback_routing(
     if state is not None:
         _record_rejection(store, state, config, actor=actor, reason=reason)
     if client is not None:
-        follow_routing(settings, client, config)
+        follow_routing(settings, client, config, store)
     _send_rollback_alert(settings, store, config, actor=actor, reason=reason)
     return config
 
@@ -162,9 +161,18 @@ def _check_target(history: list[RoutingConfig], target: RoutingConfig) -> None:
     )
 
 
-def _check_before_write(settings: Settings, model: str, latest: RoutingConfig) -> MlflowClient:
+def _check_before_write(
+    settings: Settings, model: str, latest: RoutingConfig, champion: str
+) -> MlflowClient:
+    """Check the registry, and that the champion to restore is registered with its model file.
+
+    Without its file, no scoring service that starts afterwards could load the champion.
+    """
     try:
-        return check_registry(settings, model)
+        client = check_registry(settings, model)
+        registry.get_version(client, model, champion)
+        check_model_file(settings, model, champion, routing_version=latest.version)
+        return client
     except RegistryUnavailableError as exc:
         raise RegistryUnavailableError(
             f"rollback of {model} not done: {exc}. Nothing was changed: routing stays at "

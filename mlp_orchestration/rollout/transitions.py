@@ -311,7 +311,7 @@ def _follow_or_warn(ctx: RolloutContext, config: RoutingConfig) -> None:
     aliases, so failing the sensor tick would only hide the decision from its alert.
     """
     try:
-        follow_routing(ctx.settings, ctx.client, config)
+        follow_routing(ctx.settings, ctx.client, config, ctx.store)
     except RegistryUnavailableError as exc:
         logger.warning("%s", exc)
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,14 @@ SERVER_START_TIMEOUT_S = 120
 def register_versions(client: MlflowClient, count: int) -> list[str]:
     """Register ``count`` versions of MODEL that passed their gates; champion is version 1.
 
-    The versions point at a run without artifacts: routing and aliases never load model files.
+    The versions share one run whose ``model/model.lgb`` is a placeholder: routing and aliases
+    only check that the file exists and never load it.
     """
     run = client.create_run("0")
+    with tempfile.TemporaryDirectory() as scratch:
+        placeholder = Path(scratch) / registry.NATIVE_MODEL_FILE
+        placeholder.write_text("a placeholder; routing tests never load model files\n")
+        client.log_artifact(run.info.run_id, str(placeholder), artifact_path="model")
     client.set_terminated(run.info.run_id)
     client.create_registered_model(MODEL)
     versions = []

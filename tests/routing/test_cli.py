@@ -205,6 +205,41 @@ def test_rollback_to_unregistered_champion_rejected(store, registered, capsys):
     assert store.current(MODEL).version == 3
 
 
+def test_rollback_to_missing_model_file_rejected(store, registered, capsys):
+    """A version whose artifacts were deleted keeps its registry row; the rollback must not."""
+    empty_run = registered.create_run("0").info.run_id
+    registered.set_terminated(empty_run)
+    version = registered.create_model_version(MODEL, f"runs:/{empty_run}/model", run_id=empty_run)
+    store.write(
+        MODEL,
+        RoutingTarget(champion_version=str(version.version)),
+        expected_version=3,
+        stage=RoutingStage.ROLLBACK,
+        actor="alice",
+        reason="champion without files",
+    )
+    store.write(
+        MODEL,
+        RoutingTarget(champion_version="1"),
+        expected_version=4,
+        stage=RoutingStage.ROLLBACK,
+        actor="alice",
+        reason="back to 1",
+    )
+
+    code, out, err = run(
+        capsys, "routing", "rollback", MODEL, "--to", "4", "--by", "bob", "--reason", "x"
+    )
+
+    assert code == 2
+    assert out == ""
+    assert f"fraud version {version.version} is registered, but its artifacts no longer" in err
+    assert "'model.lgb' (found: no files)" in err
+    assert "Nothing was changed: routing stays at v5" in err
+    assert store.current(MODEL).version == 5
+    assert registry.alias_version(registered, MODEL, registry.CHAMPION) == "1"
+
+
 def test_reconcile_moves_aliases_to_latest_config(store, registered, capsys):
     registry.set_alias(registered, MODEL, registry.CHAMPION, "3")
     code, out, err = run(capsys, "routing", "reconcile", MODEL)
