@@ -84,7 +84,11 @@ def decision_thresholds(
 def read_labelled_predictions(
     engine: Engine, model: str, *, start: datetime, end: datetime
 ) -> pd.DataFrame:
-    """Return served predictions in [start, end) with their label, or NaN where none arrived."""
+    """Return served predictions in [start, end) with their label, or NaN where none arrived.
+
+    An entity scored more than once by the same version counts once, with its latest score, so
+    a retried or replayed transaction does not weigh twice against its single label.
+    """
     joined = prediction_log.outerjoin(
         label_feedback,
         sa.and_(
@@ -94,6 +98,7 @@ def read_labelled_predictions(
     )
     query = (
         sa.select(
+            prediction_log.c.entity_id,
             prediction_log.c.event_time,
             prediction_log.c.model_version,
             prediction_log.c.score,
@@ -106,10 +111,15 @@ def read_labelled_predictions(
         .where(prediction_log.c.arm.in_(list(SERVED_ARMS)))
         .where(prediction_log.c.status == 200)
         .where(prediction_log.c.score.is_not(None))
+        .order_by(prediction_log.c.id)
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return pd.DataFrame(rows, columns=["event_time", "model_version", "score", "label"])
+    frame = pd.DataFrame(
+        rows, columns=["entity_id", "event_time", "model_version", "score", "label"]
+    )
+    frame = frame.drop_duplicates(["entity_id", "model_version"], keep="last")
+    return frame.drop(columns="entity_id").reset_index(drop=True)
 
 
 def newest_event_time(engine: Engine, model: str) -> datetime | None:

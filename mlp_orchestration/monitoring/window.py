@@ -60,20 +60,24 @@ def read_window(
     """Return features and scores of the requests with ``start <= event_time < end``.
 
     Only rows with status 200 and a score are read. A feature missing from a logged request
-    becomes NaN, and the drift methods leave NaN out.
+    becomes NaN, and the drift methods leave NaN out. An entity scored more than once (a client
+    retrying, or the same traffic replayed twice) counts once, with its latest request.
     """
     check_window(start, end)
     query = (
-        sa.select(prediction_log.c.features, prediction_log.c.score)
+        sa.select(prediction_log.c.entity_id, prediction_log.c.features, prediction_log.c.score)
         .where(prediction_log.c.model == model)
         .where(prediction_log.c.event_time >= start)
         .where(prediction_log.c.event_time < end)
         .where(prediction_log.c.arm.in_(list(arms)))
         .where(prediction_log.c.status == 200)
         .where(prediction_log.c.score.is_not(None))
+        .order_by(prediction_log.c.id)
     )
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        logged = conn.execute(query).all()
+    latest = {entity_id: (features, score) for entity_id, features, score in logged}
+    rows = list(latest.values())
     names = list(feature_names)
     matrix = np.full((len(rows), len(names)), np.nan, dtype=np.float64)
     scores = np.empty(len(rows), dtype=np.float64)
@@ -82,11 +86,12 @@ def read_window(
         if features:
             matrix[i] = [_number(features.get(name)) for name in names]
     logger.info(
-        "read %d scored requests of %s between %s and %s",
+        "read %d scored requests of %s between %s and %s (%d repeated entities left out)",
         len(rows),
         model,
         start.isoformat(),
         end.isoformat(),
+        len(logged) - len(rows),
     )
     return WindowData(
         start=start,
