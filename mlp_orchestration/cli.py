@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         module.register(subparsers, bench_sub)
     return parser
+
+
+def finite_float(text: str) -> float:
+    """Parse an option value as a float, rejecting nan and inf (argparse ``type``).
+
+    ``float()`` accepts "nan" and "inf", and every comparison with NaN is false, so NaN slips
+    past a check such as ``value <= 0``. Options with a range use this type and keep that check.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give one such as 2.5")
+    return value
 
 
 def configure_logging(level: str) -> None:

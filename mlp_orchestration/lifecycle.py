@@ -161,15 +161,17 @@ def model_status(settings: Settings, spec: ModelSpec) -> dict[str, Any]:
     routing = RoutingStore(get_engine(settings.warehouse_url)).current(spec.name)
     champion = registry.alias_version(client, spec.name, registry.CHAMPION)
     challenger = registry.alias_version(client, spec.name, registry.CHALLENGER)
+    routed_champion = routing.champion_version if routing else None
     status: dict[str, Any] = {
         "champion_version": champion,
         "challenger_version": challenger,
         "routing_version": routing.version if routing else None,
-        "routing_champion_version": routing.champion_version if routing else None,
+        "routing_champion_version": routed_champion,
         "canary_version": routing.canary_version if routing else None,
         "canary_share": routing.canary_share if routing else None,
         "shadow_versions": list(routing.shadow_versions) if routing else [],
-        "consistent": routing is not None and champion == routing.champion_version,
+        # No champion alias and no routing config is consistent: nothing is deployed yet.
+        "consistent": champion == routed_champion,
         "holdout": None,
         "snapshot_hash": None,
     }

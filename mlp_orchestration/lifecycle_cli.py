@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from mlp_orchestration import keys
+from mlp_orchestration.cli import finite_float
 from mlp_orchestration.settings import describe_settings, get_settings, resolved_settings
 from mlp_orchestration.spec import get_spec, load_spec_file, load_specs, parse_as_of
 
@@ -23,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction, bench: argparse._SubParsers
         "end of day two).",
     )
     demo.add_argument(
-        "--rate", type=float, default=2500.0, help="Replay rate in transactions/s (default 2500)."
+        "--rate",
+        type=finite_float,
+        default=2500.0,
+        help="Replay rate in transactions/s (default 2500).",
     )
     demo.add_argument(
         "--no-rollout",
@@ -159,8 +163,7 @@ def _settings(args: argparse.Namespace) -> int:
 
 
 def _specs_validate(args: argparse.Namespace) -> int:
-    from mlp_orchestration.training import check_lightgbm_params
-
+    # Loading a spec validates it, LightGBM parameters of the built-in trainer included.
     if args.paths:
         specs = {path: load_spec_file(path) for path in args.paths}
     else:
@@ -170,8 +173,6 @@ def _specs_validate(args: argparse.Namespace) -> int:
             for name, spec in load_specs(settings.specs_dir).items()
         }
     for path, spec in specs.items():
-        if spec.training.trainer.endswith(":train_lightgbm_binary"):
-            check_lightgbm_params(spec)
         print(f"{path}: valid spec for model {spec.name!r}")
     return 0
 
@@ -186,6 +187,7 @@ def _dagster_home(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     import os
     import shutil
+    import signal
     import sys
 
     from mlp_orchestration.errors import ConfigurationError
@@ -212,5 +214,10 @@ def _ui(args: argparse.Namespace) -> int:
         "127.0.0.1",
     ]
     os.chdir(PROJECT_DIR)
+    # A shell starts a background job (`mlp ui &`) with SIGINT ignored, and an ignored signal
+    # stays ignored across exec. `dagster dev` gives SIGTERM the same handler as SIGINT, so it
+    # would ignore SIGTERM too and could not be stopped. With SIGINT at its default, Python
+    # turns it into KeyboardInterrupt and dagster dev shuts its services down on either signal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execv(dagster, command)
     return 0

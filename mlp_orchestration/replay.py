@@ -12,6 +12,7 @@ bounded number of times; every failure is counted in the report.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -166,10 +167,18 @@ class TrafficReplay:
         progress: bool = True,
         engine: Engine | None = None,
     ) -> None:
-        if rate <= 0:
-            raise ConfigurationError(f"replay rate {rate} must be above 0 transactions/s")
-        if label_delay_s < 0:
-            raise ConfigurationError(f"label delay {label_delay_s} s must not be negative")
+        # Every comparison with NaN is false, so `rate <= 0` alone lets NaN through, and an
+        # infinite rate or delay never finishes.
+        if not math.isfinite(rate) or rate <= 0:
+            raise ConfigurationError(
+                f"replay rate {rate} must be above 0 transactions/s and finite; give for "
+                "example 100"
+            )
+        if not math.isfinite(label_delay_s) or label_delay_s < 0:
+            raise ConfigurationError(
+                f"label delay {label_delay_s} s must not be negative and must be finite; give "
+                "for example 60"
+            )
         if not 1 <= batch_size <= settings.max_batch:
             raise ConfigurationError(
                 f"batch size {batch_size} must be between 1 and MLP_MAX_BATCH "

@@ -10,18 +10,33 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import sqlalchemy as sa
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlp_orchestration.errors import ConfigurationError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
+
+# Database kinds the warehouse and routing store are written and tested for.
+DATABASE_KINDS = ("sqlite", "postgresql")
+DATABASE_URL_EXAMPLES = (
+    "sqlite:////path/warehouse.db or postgresql+psycopg2://user@host:5432/database"
+)
 
 
 def _default_actor() -> str:
@@ -218,25 +233,42 @@ class Settings(BaseSettings):
         "prediction log rows before it gives up on them.",
     )
 
-    @field_validator("home", "dagster_home", "specs_dir")
+    @field_validator("home", "data_dir", "dagster_home", "specs_dir")
     @classmethod
     def _folder(cls, value: Path | None) -> Path | None:
-        if value is not None and value.expanduser().exists() and not value.expanduser().is_dir():
-            raise ValueError(f"{value} is a file, not a folder; point the variable at a folder")
+        if value is None:
+            return None
+        path = value.expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{value} is not a folder; point the variable at a folder")
+        blocker = _non_folder_ancestor(path)
+        if blocker is not None:
+            raise ValueError(
+                f"folder {value} cannot be created because {blocker} is not a folder; point "
+                "the variable at a path whose parents are folders"
+            )
         return value
 
     @field_validator("database_url")
     @classmethod
-    def _database_url(cls, value: str | None) -> str | None:
+    def _database_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         try:
-            sa.engine.make_url(value)
+            url = sa.engine.make_url(value)
         except sa.exc.ArgumentError:
             raise ValueError(
-                "not an SQLAlchemy URL; use for example sqlite:////path/warehouse.db or "
-                "postgresql+psycopg2://user@host:5432/database"
+                f"not an SQLAlchemy URL; use for example {DATABASE_URL_EXAMPLES}"
             ) from None
+        _check_database_kind(url)
+        _check_sqlite_path(value, info.data.get("home"))
+        return value
+
+    @field_validator("mlflow_tracking_uri", "mlflow_registry_uri")
+    @classmethod
+    def _mlflow_uri(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            _check_sqlite_path(value, info.data.get("home"))
         return value
 
     @field_validator("api_tokens")
@@ -299,6 +331,68 @@ class Settings(BaseSettings):
         return [token.strip() for token in raw.split(",") if token.strip()]
 
 
+def _non_folder_ancestor(path: Path) -> Path | None:
+    """Return the nearest existing ancestor of the path when it is not a folder, else None."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def _check_database_kind(url: sa.engine.URL) -> None:
+    backend = url.get_backend_name()
+    if backend not in DATABASE_KINDS:
+        raise ValueError(
+            f"database kind {backend!r} is not supported; the supported kinds are "
+            f"{', '.join(DATABASE_KINDS)}, for example {DATABASE_URL_EXAMPLES}"
+        )
+    try:
+        dialect = url.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise ValueError(
+            f"SQLAlchemy has no {backend} driver named {url.get_driver_name()!r}; leave the "
+            f"driver out or use a known one, for example {DATABASE_URL_EXAMPLES}"
+        ) from None
+    if dialect.is_async:
+        raise ValueError(
+            f"driver {url.get_driver_name()!r} is for asyncio, but the control plane uses "
+            f"synchronous SQLAlchemy; use for example {DATABASE_URL_EXAMPLES}"
+        )
+
+
+def _check_sqlite_path(url: str, home: Path | None) -> None:
+    """Reject a SQLite database path that is a folder, or outside MLP_HOME in a missing folder.
+
+    Folders under MLP_HOME are created on first use, so the embedded profile works on a fresh
+    machine. Elsewhere a missing folder is more likely a typo, and creating it would start a
+    new, empty store in silence.
+    """
+    if not url.startswith("sqlite:"):
+        return
+    try:
+        database = sa.engine.make_url(url).database
+    except sa.exc.ArgumentError:
+        return
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).resolve()
+    if path.is_dir():
+        raise ValueError(
+            f"SQLite database path {path} is a folder; point the URL at a file, for example "
+            f"sqlite:///{path / 'store.db'}"
+        )
+    if home is None:
+        # MLP_HOME itself is invalid and reported on its own.
+        return
+    home_dir = home.expanduser().resolve()
+    if path.is_relative_to(home_dir) or path.parent.is_dir():
+        return
+    raise ValueError(
+        f"folder {path.parent} of SQLite database {path} does not exist, and only folders "
+        f"under MLP_HOME ({home_dir}) are created; create the folder or fix the path"
+    )
+
+
 @functools.cache
 def _cached_settings(environ_key: frozenset[tuple[str, str]]) -> Settings:
     try:
@@ -308,15 +402,27 @@ def _cached_settings(environ_key: frozenset[tuple[str, str]]) -> Settings:
 
 
 def _describe_invalid(error: ValidationError) -> str:
-    aliases = {name: field.alias or name for name, field in Settings.model_fields.items()}
+    # pydantic-settings reports the environment variable it read (MLP_HOME); a field set by name
+    # in code is reported by its name (home).
+    fields: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        fields[name] = field
+        for variable in _variable(name, field).split(" or "):
+            fields[variable] = field
     lines = []
     for item in error.errors():
-        name = str(item["loc"][0]) if item["loc"] else "?"
-        variable = aliases.get(name, name)
+        key = str(item["loc"][0]) if item["loc"] else "?"
+        field = fields.get(key)
+        variable = _variable(key, field) if key in Settings.model_fields else key
         message = item["msg"].removeprefix("Value error, ")
-        field = Settings.model_fields.get(name)
         secret = field is not None and "SecretStr" in str(field.annotation)
-        shown = "(hidden)" if secret else repr(item.get("input"))
+        value = item.get("input")
+        if secret:
+            shown = "(hidden)"
+        elif isinstance(value, str):
+            shown = repr(safe_url(value))
+        else:
+            shown = repr(value)
         lines.append(f"invalid setting {variable}: value {shown}: {message}")
     return "; ".join(lines) + ". Fix the environment variable (see `mlp settings`)."
 
@@ -331,12 +437,38 @@ def get_settings() -> Settings:
     return _cached_settings(relevant)
 
 
+# Query parameters whose value is hidden: names containing one of these words, or exactly "sig"
+# (the signature of Azure shared access URLs).
+_SECRET_PARAMETER_WORDS = ("password", "passwd", "pwd", "token", "secret", "key", "signature")
+# scheme://user:password@. The password runs to the last @ before the path, or, when it contains
+# a raw / or ?, to the next @ as SQLAlchemy's URL parser reads it. Either way all of it is hidden.
+_USERINFO_PASSWORD = re.compile(
+    r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@]*:)(?:[^/?#]*|[^@]*)@"
+)
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and listings."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    """Return the URL with its password and secret query values replaced by ***.
+
+    Hides the password in the user information (``user:password@``) and the value of every
+    query parameter whose name contains password, passwd, pwd, token, secret, key or signature.
+    Text that is not a URL is returned unchanged.
+    """
+    masked, found = _USERINFO_PASSWORD.subn(r"\g<prefix>***@", url, count=1)
+    authority_end = masked.index("@") + 1 if found else 0
+    head, separator, query = masked[authority_end:].partition("?")
+    if not separator:
+        return masked
+    parameters = [_mask_parameter(parameter) for parameter in query.split("&")]
+    return f"{masked[:authority_end]}{head}?{'&'.join(parameters)}"
+
+
+def _mask_parameter(parameter: str) -> str:
+    name, separator, _value = parameter.partition("=")
+    lowered = unquote_plus(name).lower()
+    if separator and (lowered == "sig" or any(w in lowered for w in _SECRET_PARAMETER_WORDS)):
+        return f"{name}=***"
+    return parameter
 
 
 def resolved_settings(settings: Settings) -> dict[str, str]:
@@ -348,6 +480,9 @@ def resolved_settings(settings: Settings) -> dict[str, str]:
             shown = "(set, hidden)"
         elif value is None:
             shown = "(unset)"
+        elif isinstance(value, str):
+            # Every text setting goes through safe_url, so a URL added later is masked too.
+            shown = safe_url(value)
         else:
             shown = str(value)
         values[_variable(name, field)] = shown
@@ -357,7 +492,7 @@ def resolved_settings(settings: Settings) -> dict[str, str]:
         "MLP_DATABASE_URL": safe_url(settings.warehouse_url),
         "MLP_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI": safe_url(settings.tracking_uri),
         "MLP_MLFLOW_REGISTRY_URI or MLFLOW_REGISTRY_URI": safe_url(settings.registry_uri),
-        "MLP_MLFLOW_ARTIFACT_ROOT": settings.artifact_root,
+        "MLP_MLFLOW_ARTIFACT_ROOT": safe_url(settings.artifact_root),
         "DAGSTER_HOME": str(settings.dagster_home_dir),
         "MLP_REDIS_URL": safe_url(settings.redis_url) if settings.redis_url else "(unset)",
     })  # fmt: skip

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mlp_orchestration.errors import ConfigurationError
+from mlp_orchestration.settings import DATABASE_KINDS, DATABASE_URL_EXAMPLES, safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -257,23 +258,47 @@ def get_engine(url: str) -> Engine:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(
-            f"MLP_DATABASE_URL {url!r} is not a valid SQLAlchemy URL; use for example "
+            f"MLP_DATABASE_URL {safe_url(url)!r} is not a valid SQLAlchemy URL; use for example "
             "'sqlite:///path/warehouse.db' or 'postgresql+psycopg2://user@host:5432/db'"
         ) from exc
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        sa.event.listen(engine, "connect", _configure_sqlite)
-    else:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    if parsed.get_backend_name() not in DATABASE_KINDS:
+        raise ConfigurationError(
+            f"MLP_DATABASE_URL {safe_url(url)!r} names database kind "
+            f"{parsed.get_backend_name()!r}, which is not supported; the supported kinds are "
+            f"{', '.join(DATABASE_KINDS)}, for example {DATABASE_URL_EXAMPLES}"
+        )
+    engine = _create_engine(url, parsed)
     try:
         metadata.create_all(engine)
     except sa.exc.OperationalError as exc:
         raise ConfigurationError(
-            f"cannot reach the warehouse at {parsed.render_as_string(hide_password=True)}: "
+            f"cannot reach the warehouse at {safe_url(url)}: "
             f"{exc.orig}. Start the database or fix MLP_DATABASE_URL."
         ) from exc
+    return engine
+
+
+def _create_engine(url: str, parsed: sa.engine.URL) -> Engine:
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if not sqlite:
+            return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    except sa.exc.NoSuchModuleError as exc:
+        raise ConfigurationError(
+            f"SQLAlchemy has no driver {parsed.get_driver_name()!r} for {safe_url(url)}; leave "
+            f"the driver out or use a known one, for example {DATABASE_URL_EXAMPLES}"
+        ) from exc
+    except ImportError as exc:
+        # SQLAlchemy imports the driver (DBAPI module) when it creates the engine.
+        raise ConfigurationError(
+            f"the database driver {parsed.get_driver_name()!r} for {safe_url(url)} is not "
+            f"installed (Python module {exc.name!r} is missing); install the package that "
+            "provides it, or use postgresql+psycopg2, which the project installs"
+        ) from exc
+    sa.event.listen(engine, "connect", _configure_sqlite)
     return engine
 
 

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from mlp_orchestration.cli import finite_float
 from mlp_orchestration.settings import get_settings
 from mlp_orchestration.spec import get_spec, load_specs
 
@@ -28,11 +29,11 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: Any) -> N
     replay.add_argument(
         "--end", required=True, type=_utc_time, help="Window end (exclusive), ISO 8601 event time."
     )
-    replay.add_argument("--rate", required=True, type=float, help="Transactions per second.")
+    replay.add_argument("--rate", required=True, type=finite_float, help="Transactions per second.")
     replay.add_argument(
         "--label-delay",
         required=True,
-        type=float,
+        type=finite_float,
         metavar="S",
         help="Seconds after sending at which each transaction's label arrives.",
     )

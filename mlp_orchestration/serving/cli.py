@@ -11,6 +11,7 @@ import sys
 from typing import Any
 from urllib.parse import urlparse
 
+from mlp_orchestration.cli import finite_float
 from mlp_orchestration.errors import ConfigurationError
 from mlp_orchestration.settings import get_settings
 
@@ -40,7 +41,10 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
     )
     bench.add_argument("--json", action="store_true", help="End with one JSON line of figures.")
     bench.add_argument(
-        "--duration", type=float, default=20.0, help="Seconds of load per point (default 20)."
+        "--duration",
+        type=finite_float,
+        default=20.0,
+        help="Seconds of load per point (default 20).",
     )
     bench.add_argument(
         "--concurrency",

@@ -1,12 +1,17 @@
-"""Settings: defaults under ./.mlp, MLP_ variables override, unrelated variables are ignored."""
+"""Settings: defaults under ./.mlp, MLP_ variables override, unrelated variables are ignored,
+folders and database URLs are checked, and secrets in URLs are hidden."""
 
 from __future__ import annotations
+
+import importlib.util
 
 import pytest
 from pydantic import ValidationError
 
 from mlp_orchestration.cli import main
-from mlp_orchestration.settings import Settings, describe_settings
+from mlp_orchestration.errors import ConfigurationError
+from mlp_orchestration.settings import Settings, describe_settings, get_settings, safe_url
+from mlp_orchestration.warehouse import get_engine
 
 
 def test_default_home_is_project_local(monkeypatch, tmp_path):
@@ -69,3 +74,174 @@ def test_cli_reports_invalid_setting(monkeypatch, capsys):
     assert main(["settings"]) == 2
     error = capsys.readouterr().err
     assert "invalid setting MLP_ROUTING_POLL_S: value 'never'" in error
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://alice@127.0.0.1/db?password=qsecret1",
+            "postgresql://alice@127.0.0.1/db?password=***",
+        ),
+        (
+            "postgresql+psycopg2://alice:pw1@127.0.0.1:5432/db?sslmode=require&PassWord=x",
+            "postgresql+psycopg2://alice:***@127.0.0.1:5432/db?sslmode=require&PassWord=***",
+        ),
+        ("postgresql://u:pa@ss@127.0.0.1/db", "postgresql://u:***@127.0.0.1/db"),
+        ("redis://:rpw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("https://u:opw@127.0.0.1/api", "https://u:***@127.0.0.1/api"),
+        (
+            "s3://bucket/p?X-Amz-Signature=abc&sig=def&api_key=k&access_token=t&pwd=p&flag",
+            "s3://bucket/p?X-Amz-Signature=***&sig=***&api_key=***&access_token=***&pwd=***&flag",
+        ),
+        ("sqlite:////tmp/warehouse.db", "sqlite:////tmp/warehouse.db"),
+        ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+        ("#risk-model-alerts", "#risk-model-alerts"),
+    ],
+)
+def test_safe_url_hides_secrets(url, shown):
+    assert safe_url(url) == shown
+
+
+def test_settings_command_hides_url_secrets(monkeypatch, capsys):
+    monkeypatch.setenv("MLP_DATABASE_URL", "postgresql://alice@127.0.0.1/db?password=qsecret1")
+    monkeypatch.setenv("MLP_OPENML_URL", "https://openml-user:osecret2@127.0.0.1/api")
+    monkeypatch.setenv("MLP_SLACK_BASE_URL", "http://slack-user:ssecret3@127.0.0.1:20001/api/")
+    monkeypatch.setenv("MLP_MLFLOW_TRACKING_URI", "http://ml:msecret4@127.0.0.1:20003")
+    monkeypatch.setenv("MLP_SCORING_URL", "http://127.0.0.1:20004/?token=tsecret5")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    for secret in ("qsecret1", "osecret2", "ssecret3", "msecret4", "tsecret5"):
+        assert secret not in out
+    assert "postgresql://alice@127.0.0.1/db?password=***" in out
+    assert "https://openml-user:***@127.0.0.1/api" in out
+    assert "http://slack-user:***@127.0.0.1:20001/api/" in out
+
+
+def test_invalid_url_message_hides_password(monkeypatch):
+    monkeypatch.setenv("MLP_DATABASE_URL", "mysql://u:dsecret6@127.0.0.1:20002/x")
+    with pytest.raises(ConfigurationError) as caught:
+        get_settings()
+    assert "dsecret6" not in str(caught.value)
+    assert "value 'mysql://u:***@127.0.0.1:20002/x'" in str(caught.value)
+
+
+def test_invalid_secret_setting_is_hidden(monkeypatch):
+    monkeypatch.setenv("MLP_API_TOKENS", " , ")
+    with pytest.raises(ConfigurationError) as caught:
+        get_settings()
+    assert "invalid setting MLP_API_TOKENS: value (hidden): is set but holds no token" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize("variable", ["MLP_HOME", "MLP_DATA_DIR", "DAGSTER_HOME", "MLP_SPECS_DIR"])
+def test_folder_under_a_file_rejected(monkeypatch, tmp_path, variable):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv(variable, str(blocker / "x"))
+    with pytest.raises(ConfigurationError) as caught:
+        get_settings()
+    message = str(caught.value)
+    assert f"invalid setting {variable}: value '{blocker / 'x'}'" in message
+    assert f"cannot be created because {blocker} is not a folder" in message
+    assert "point the variable at a path whose parents are folders" in message
+
+
+def test_status_reports_home_under_a_file(monkeypatch, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv("MLP_HOME", str(blocker / "x"))
+    assert main(["status"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: invalid setting MLP_HOME:")
+    assert f"because {blocker} is not a folder" in error
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "mysql://u@127.0.0.1:20002/x",
+            r"database kind 'mysql' is not supported; the supported kinds are sqlite, "
+            r"postgresql, for example sqlite:////path/warehouse.db",
+        ),
+        ("postgresql+asyncpg://u@127.0.0.1:20002/x", r"driver 'asyncpg' is for asyncio"),
+        ("postgresql+nosuch://u@127.0.0.1:20002/x", r"SQLAlchemy has no postgresql driver"),
+    ],
+)
+def test_unsupported_database_rejected(monkeypatch, url, expected):
+    monkeypatch.setenv("MLP_DATABASE_URL", url)
+    with pytest.raises(
+        ConfigurationError, match=r"invalid setting MLP_DATABASE_URL: .*" + expected
+    ):
+        get_settings()
+
+
+def test_status_names_supported_databases(monkeypatch, capsys):
+    monkeypatch.setenv("MLP_DATABASE_URL", "mysql://u@127.0.0.1:20002/x")
+    assert main(["status"]) == 2
+    error = capsys.readouterr().err
+    assert "database kind 'mysql' is not supported" in error
+    assert "Traceback" not in error
+
+
+def test_engine_names_missing_driver():
+    if importlib.util.find_spec("pg8000") is not None:
+        pytest.skip("pg8000 is installed, so its driver is not missing")
+    with pytest.raises(
+        ConfigurationError,
+        match=r"the database driver 'pg8000' for postgresql\+pg8000://u:\*\*\*@127.0.0.1:20002/x "
+        r"is not installed \(Python module 'pg8000' is missing\)",
+    ):
+        get_engine("postgresql+pg8000://u:pw@127.0.0.1:20002/x")
+
+
+SQLITE_VARIABLES = ["MLP_DATABASE_URL", "MLP_MLFLOW_TRACKING_URI", "MLP_MLFLOW_REGISTRY_URI"]
+SQLITE_FIELDS = {
+    "MLP_DATABASE_URL": "database_url",
+    "MLP_MLFLOW_TRACKING_URI": "mlflow_tracking_uri",
+    "MLP_MLFLOW_REGISTRY_URI": "mlflow_registry_uri",
+}
+
+
+@pytest.mark.parametrize("variable", SQLITE_VARIABLES)
+def test_sqlite_missing_folder_rejected(monkeypatch, tmp_path, variable):
+    missing = tmp_path / "missing" / "dir"
+    monkeypatch.setenv(variable, f"sqlite:///{missing / 'store.db'}")
+    with pytest.raises(ConfigurationError) as caught:
+        get_settings()
+    message = str(caught.value)
+    assert f"invalid setting {variable}" in message
+    assert f"folder {missing} of SQLite database {missing / 'store.db'} does not exist" in message
+    assert "create the folder or fix the path" in message
+
+
+@pytest.mark.parametrize("variable", SQLITE_VARIABLES)
+def test_sqlite_folder_path_rejected(monkeypatch, tmp_path, variable):
+    monkeypatch.setenv(variable, f"sqlite:///{tmp_path}")
+    with pytest.raises(ConfigurationError) as caught:
+        get_settings()
+    message = str(caught.value)
+    assert f"invalid setting {variable}" in message
+    assert f"SQLite database path {tmp_path} is a folder" in message
+    assert f"for example sqlite:///{tmp_path / 'store.db'}" in message
+
+
+@pytest.mark.parametrize("variable", SQLITE_VARIABLES)
+def test_sqlite_home_or_existing_folder_accepted(monkeypatch, tmp_path, variable):
+    under_home = f"sqlite:///{tmp_path / 'mlp-home' / 'new' / 'store.db'}"
+    monkeypatch.setenv(variable, under_home)
+    assert getattr(get_settings(), SQLITE_FIELDS[variable]) == under_home
+
+    beside = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv(variable, beside)
+    assert getattr(get_settings(), SQLITE_FIELDS[variable]) == beside
+
+
+def test_status_creates_no_sqlite_folder(monkeypatch, tmp_path, capsys):
+    missing = tmp_path / "nonexistent" / "dir"
+    monkeypatch.setenv("MLP_DATABASE_URL", f"sqlite:///{missing / 'w.db'}")
+    assert main(["status"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not missing.parent.exists()
