@@ -29,6 +29,7 @@ from pydantic import (
 
 from mlp_orchestration.data.schemas import DATASET_SCHEMAS
 from mlp_orchestration.errors import ConfigurationError, SpecError
+from mlp_orchestration.lightgbm_config import BUILTIN_TRAINER, find_param_problems
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -157,7 +158,7 @@ class WindowsSpec(_Strict):
 
 class TrainingSpec(_Strict):
     trainer: str = Field(
-        "mlp_orchestration.training:train_lightgbm_binary",
+        BUILTIN_TRAINER,
         description="Import path 'module:function' of the training function.",
     )
     seed: int = 42
@@ -462,6 +463,19 @@ class ModelSpec(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _roles_not_features(self) -> ModelSpec:
+        names = {feature.name for feature in self.features}
+        for role in ("label", "entity_key", "event_time"):
+            column = getattr(self, role)
+            if column in names:
+                raise ValueError(
+                    f"features lists {column!r}, which is the {role.replace('_', ' ')}; a "
+                    f"model must not read its {role.replace('_', ' ')} as a feature, so remove "
+                    f"{column!r} from features"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _dataset_columns(self) -> ModelSpec:
         schema = DATASET_SCHEMAS[self.dataset]
         for role in ("entity_key", "event_time", "label"):
@@ -490,11 +504,6 @@ class ModelSpec(_Strict):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"features are listed more than once: {duplicates}")
-        for column in (self.label, self.entity_key, self.event_time):
-            if column in names:
-                raise ValueError(
-                    f"{column!r} is the label, entity key or event time and must not be a feature"
-                )
         known = set(names) | {"hour_of_day"}
         for segment in self.segments:
             if segment.column not in known:
@@ -509,6 +518,19 @@ class ModelSpec(_Strict):
                 )
         if self.gates.bias is not None and not self.protected_attributes:
             raise ValueError("gates.bias is set but protected_attributes is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _lightgbm_params(self) -> ModelSpec:
+        # Other trainers may read params differently, so only the built-in one is checked.
+        if self.training.trainer != BUILTIN_TRAINER:
+            return self
+        problems = find_param_problems(
+            self.training.params, seed=self.training.seed, feature_names=self.feature_names
+        )
+        if problems:
+            # One line per parameter in the "  - " list of _format_validation_error.
+            raise ValueError("\n  - ".join(problems))
         return self
 
     @property

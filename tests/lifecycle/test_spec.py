@@ -103,11 +103,19 @@ def test_bad_field_is_named_with_value(raw_spec, field, value, expected):
         parse_spec(_set(raw_spec, field, value), source="fraud.yaml")
 
 
-def test_label_among_features_rejected(raw_spec):
+@pytest.mark.parametrize(
+    ("column", "role"),
+    [("Class", "label"), ("transaction_id", "entity key"), ("event_time", "event time")],
+)
+def test_role_column_among_features_rejected(raw_spec, column, role):
     raw = copy.deepcopy(raw_spec)
-    raw["features"].append({"name": "Class"})
-    with pytest.raises(SpecError, match=r"features \['Class'\] are not columns of dataset"):
+    raw["features"].append({"name": column})
+    with pytest.raises(SpecError) as caught:
         parse_spec(raw)
+    message = str(caught.value)
+    assert f"features lists {column!r}, which is the {role}" in message
+    assert f"remove {column!r} from features" in message
+    assert "not columns of dataset" not in message
 
 
 def test_feature_missing_from_dataset_rejected(raw_spec):
@@ -215,15 +223,86 @@ def test_as_of_without_offset_is_utc():
     assert parse_as_of("2013-09-02T06:00:00").utcoffset().total_seconds() == 0
 
 
-def test_validate_command_rejects_bad_lightgbm_value(tmp_path, raw_spec, capsys):
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "learning_rat",
+            5,
+            r"training.params.learning_rat: unknown LightGBM parameter \(LightGBM would ignore "
+            r"it\). Did you mean 'learning_rate'\? Fix the name",
+        ),
+        (
+            "num_leaves",
+            -3,
+            r"training.params.num_leaves: value -3 is invalid: LightGBM requires num_leaves > 1. "
+            r"Fix the value",
+        ),
+        (
+            "learning_rate",
+            "fast",
+            r"training.params.learning_rate: value 'fast' is invalid: .* Fix the value",
+        ),
+        ("bagging_fraction", 2, r"training.params.bagging_fraction: value 2 is invalid"),
+        (
+            "random_state",
+            7,
+            r"training.params.random_state: sets LightGBM's seed, .* training.seed",
+        ),
+        (
+            "n_estimators",
+            10,
+            r"training.params.n_estimators: sets LightGBM's num_iterations, which the platform "
+            r"takes from training.num_boost_round",
+        ),
+    ],
+)
+def test_bad_lightgbm_param_rejected(raw_spec, name, value, expected):
     raw = copy.deepcopy(raw_spec)
-    raw["training"]["params"]["learning_rate"] = "fast"
+    raw["training"]["params"][name] = value
+    with pytest.raises(SpecError, match=expected):
+        parse_spec(raw, source="fraud.yaml")
+
+
+def test_every_bad_lightgbm_param_listed(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["training"]["params"].update({"learning_rat": 5, "num_leaves": -3})
+    with pytest.raises(SpecError) as caught:
+        parse_spec(raw, source="fraud.yaml")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "invalid model spec fraud.yaml:"
+    assert lines[1].startswith("  - training.params.learning_rat: unknown LightGBM parameter")
+    assert lines[2].startswith("  - training.params.num_leaves: value -3 is invalid")
+    assert len(lines) == 3
+
+
+def test_lightgbm_alias_accepted(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["training"]["params"]["num_leaf"] = 7
+    assert parse_spec(raw).training.params["num_leaf"] == 7
+
+
+def test_custom_trainer_params_not_checked(raw_spec):
+    raw = copy.deepcopy(raw_spec)
+    raw["training"]["trainer"] = "tests.lifecycle.test_spec:_custom_trainer"
+    raw["training"]["params"]["depth_of_forest"] = 3
+    assert parse_spec(raw).training.params["depth_of_forest"] == 3
+
+
+def _custom_trainer(train: Any, validation: Any, spec: Any) -> None:
+    """A trainer outside the platform, whose parameters LightGBM does not judge."""
+
+
+def test_validate_command_rejects_misspelled_param(tmp_path, raw_spec, capsys):
+    raw = copy.deepcopy(raw_spec)
+    raw["training"]["params"]["learning_rat"] = 5
     path = tmp_path / "fraud.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert main(["specs", "validate", str(path)]) == 2
     error = capsys.readouterr().err
-    assert "LightGBM rejects training.params of model 'fraud'" in error
-    assert "fast" in error
+    assert f"invalid model spec {path}:" in error
+    assert "training.params.learning_rat: unknown LightGBM parameter" in error
+    assert "Did you mean 'learning_rate'?" in error
 
 
 def test_validate_command_accepts_fraud_spec(capsys):
