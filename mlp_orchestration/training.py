@@ -25,6 +25,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from mlp_orchestration import registry
 from mlp_orchestration.errors import MlpError, SpecError
 from mlp_orchestration.features import SnapshotRecord
+from mlp_orchestration.lightgbm_config import find_param_problems, training_params
+from mlp_orchestration.serving.contract import INPUT_CONTRACT_TAG, contract_tag_value
 from mlp_orchestration.settings import PROJECT_DIR, Settings
 from mlp_orchestration.spec import ModelSpec
 
@@ -55,35 +57,23 @@ class CandidateModel:
 
 def lightgbm_params(spec: ModelSpec) -> dict[str, Any]:
     """The parameters LightGBM trains with: the platform's defaults, then the spec's."""
-    return {
-        "objective": "binary",
-        "metric": "binary_logloss",
-        "verbosity": -1,
-        # Fixed thread count and deterministic mode: the same snapshot gives the same trees.
-        "num_threads": 2,
-        "deterministic": True,
-        "force_col_wise": True,
-        **spec.training.params,
-        "seed": spec.training.seed,
-    }
+    return training_params(spec.training.params, spec.training.seed)
 
 
 def check_lightgbm_params(spec: ModelSpec) -> None:
-    """Let LightGBM parse the spec's parameters on a tiny data set, before any real work.
+    """Check the spec's parameters with LightGBM, before any real work.
+
+    Spec validation runs the same check; this repeats it for specs built without validation
+    (``model_copy``, ``model_construct``).
 
     Raises:
-        SpecError: naming LightGBM's complaint, such as an unknown value for a parameter.
+        SpecError: naming each unknown or invalid parameter, its value and the fix.
     """
-    rows = np.array([[0.0], [1.0], [2.0], [3.0]])
-    params = {**lightgbm_params(spec), "num_threads": 1, "min_data_in_leaf": 1,
-              "min_data_in_bin": 1, "verbosity": -1}  # fmt: skip
-    try:
-        lgb.train(params, lgb.Dataset(rows, label=[0, 1, 0, 1]), num_boost_round=1)
-    except lgb.basic.LightGBMError as exc:
-        raise SpecError(
-            f"LightGBM rejects training.params of model {spec.name!r}: {exc}. Fix the value in "
-            "the spec (see the LightGBM parameter documentation)."
-        ) from None
+    problems = find_param_problems(
+        spec.training.params, seed=spec.training.seed, feature_names=spec.feature_names
+    )
+    if problems:
+        raise SpecError(f"invalid training.params of model {spec.name!r}: {' '.join(problems)}")
 
 
 def train_lightgbm_binary(
@@ -246,6 +236,8 @@ def train_candidate(
             "holdout_start": snapshot.windows["holdout"][0],
             "trained_by": settings.actor,
             "model_sha256": hashlib.sha256(booster.model_to_string().encode()).hexdigest(),
+            # The scoring service checks requests against the spec this version trained under.
+            INPUT_CONTRACT_TAG: contract_tag_value(spec.features),
         },
     )
     local_scores = (

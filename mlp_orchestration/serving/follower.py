@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from mlp_orchestration.errors import MlpError
 from mlp_orchestration.routing.config import RoutingConfig
 from mlp_orchestration.routing.store import REDIS_CHANNEL, RoutingStore
+from mlp_orchestration.serving.error_text import FULL_ERROR_IN_LOG, client_summary, log_text
 from mlp_orchestration.serving.loader import VersionLoader
 from mlp_orchestration.serving.metrics import ServingMetrics
 from mlp_orchestration.serving.repeats import Occurrence, RepeatedError
@@ -176,7 +177,7 @@ class RoutingFollower:
         exc: Exception,
     ) -> ServingState:
         failures = previous.failures + 1 if previous and previous.routing_version == version else 1
-        message = str(exc) if isinstance(exc, MlpError) else f"{type(exc).__name__}: {exc}"
+        message = log_text(exc)
         retry_s = min(_MAX_RETRY_S, self._poll_s * 2 ** (failures - 1))
         self._retry_at[model] = time.monotonic() + retry_s
         self._metrics.reload_failures.labels(model).inc()
@@ -191,7 +192,9 @@ class RoutingFollower:
             f"v{serving.config.version}" if serving else "nothing",
             message,
         )
-        error = LoadError(routing_version=version, message=message, at=utcnow(), failures=failures)
+        # Clients see this in 503 bodies and GET /v1/models/{model}, so it leaves out the SQL.
+        summary = f"{client_summary(exc)} ({FULL_ERROR_IN_LOG})"
+        error = LoadError(routing_version=version, message=summary, at=utcnow(), failures=failures)
         return replace(state, errors=MappingProxyType({**state.errors, model: error}))
 
     def _swap(self, state: ServingState) -> None:
@@ -208,7 +211,8 @@ class RoutingFollower:
 
     def _store_failed(self, exc: Exception) -> None:
         self._metrics.store_read_failures.inc()
-        error = _describe_store_error(exc)
+        # The summary goes to /readyz and 503 bodies, and the log gets the whole text.
+        error = client_summary(exc)
         if self.state.store_error != error:
             self.state = replace(self.state, store_error=error)
         occurrence = self._store_failure.occur(error)
@@ -221,7 +225,7 @@ class RoutingFollower:
             "cannot read the routing store at %s%s: %s; %s",
             self._store_url,
             _repeat_note(occurrence),
-            error,
+            log_text(exc),
             f"still serving {serving}" if serving else "serving nothing until it can be read",
         )
 
@@ -277,17 +281,6 @@ class RoutingFollower:
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 30.0)
-
-
-def _describe_store_error(exc: Exception) -> str:
-    """Return a one-line description of a failed store read, without SQLAlchemy's boilerplate."""
-    if isinstance(exc, MlpError):
-        # The message is put inside other sentences, so its closing period would be doubled.
-        return exc.message.rstrip(".")
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        return f"{type(exc.orig).__name__}: {exc.orig}"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else 'no message'}"
 
 
 def _repeat_note(occurrence: Occurrence) -> str:

@@ -18,6 +18,11 @@ from mlflow import MlflowClient
 from mlp_orchestration import registry
 from mlp_orchestration.errors import MlpError, ModelLoadError
 from mlp_orchestration.scoring import NativeModel
+from mlp_orchestration.serving.contract import (
+    INPUT_CONTRACT_TAG,
+    ContractFormatError,
+    InputContract,
+)
 from mlp_orchestration.serving.core.config import cache_dir
 from mlp_orchestration.serving.state import LoadedVersion
 from mlp_orchestration.settings import Settings
@@ -36,12 +41,15 @@ class VersionLoader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: MlflowClient | None = None
+        # Versions whose missing contract was logged, so reloads of a version log it once.
+        self._without_contract: set[tuple[str, str]] = set()
 
     def load(self, model: str, version: str) -> LoadedVersion:
         """Download (unless cached), load, warm and describe one registered version.
 
         Raises:
-            ModelLoadError: the version cannot be downloaded, parsed or warmed.
+            ModelLoadError: the version cannot be downloaded, parsed or warmed, or its input
+                contract tag is invalid.
         """
         path = self.cached_path(model, version)
         if not path.is_file():
@@ -54,13 +62,16 @@ class VersionLoader:
             # The next attempt downloads again, in case the cached copy is the broken part.
             path.unlink(missing_ok=True)
             raise ModelLoadError(f"{model} version {version}: {exc}") from exc
-        threshold = self._decision_threshold(model, version)
+        tags = self._version_tags(model, version)
+        threshold = self._decision_threshold(model, version, tags)
+        contract = self._input_contract(model, version, tags, native.feature_names)
         logger.info(
-            "loaded %s version %s (%d features, decision threshold %s)",
+            "loaded %s version %s (%d features, decision threshold %s, input contract %s)",
             model,
             version,
             len(native.feature_names),
             threshold,
+            "checked" if contract is not None else "not recorded",
         )
         return LoadedVersion(
             model=model,
@@ -69,6 +80,7 @@ class VersionLoader:
             decision_threshold=threshold,
             loaded_at=utcnow(),
             path=str(path),
+            contract=contract,
         )
 
     def cached_path(self, model: str, version: str) -> Path:
@@ -79,10 +91,12 @@ class VersionLoader:
                 )
         return cache_dir(self.settings) / model / version / registry.NATIVE_MODEL_FILE
 
-    def _decision_threshold(self, model: str, version: str) -> float | None:
+    def _version_tags(self, model: str, version: str) -> dict[str, str]:
         if self._client is None:
             self._client = registry.configure(self.settings)
-        tags = registry.get_version(self._client, model, version).tags or {}
+        return registry.get_version(self._client, model, version).tags or {}
+
+    def _decision_threshold(self, model: str, version: str, tags: dict[str, str]) -> float | None:
         raw = tags.get(THRESHOLD_TAG)
         if raw is None:
             logger.warning("%s version %s has no %s tag", model, version, THRESHOLD_TAG)
@@ -101,3 +115,33 @@ class VersionLoader:
             )
             return None
         return value
+
+    def _input_contract(
+        self, model: str, version: str, tags: dict[str, str], feature_names: list[str]
+    ) -> InputContract | None:
+        """Parse the version's input contract, or return None when it has none recorded.
+
+        Raises:
+            ModelLoadError: the tag is present but unreadable, so the version is not served.
+        """
+        raw = tags.get(INPUT_CONTRACT_TAG)
+        if raw is None:
+            if (model, version) not in self._without_contract:
+                self._without_contract.add((model, version))
+                logger.warning(
+                    "%s version %s has no %s tag because it was registered before training "
+                    "recorded one, so it is served without range or missing-value checks",
+                    model,
+                    version,
+                    INPUT_CONTRACT_TAG,
+                )
+            return None
+        try:
+            return InputContract.from_tag(
+                raw, model=model, version=version, feature_names=feature_names
+            )
+        except ContractFormatError as exc:
+            raise ModelLoadError(
+                f"{model} version {version} has an invalid {INPUT_CONTRACT_TAG} tag: {exc}. "
+                "Retrain the model, or correct the tag in the MLflow registry"
+            ) from None

@@ -24,7 +24,9 @@ class ScoreRequest(BaseModel):
     )
     features: dict[str, float | None] = Field(
         description="Every feature of the model by name, each a finite number or null "
-        "(missing value). Order does not matter; unknown or missing names are rejected."
+        "(missing value). Order does not matter; unknown or missing names are rejected. "
+        "Values outside the scoring version's input contract (GET /v1/models/{model}) are "
+        "rejected: out-of-range numbers, and null for features trained without missing values."
     )
     explain: bool = Field(False, description="Return TreeSHAP attributions in log-odds.")
     event_time: datetime | None = Field(
@@ -84,6 +86,18 @@ class ErrorResponse(BaseModel):
     )
 
 
+class FeatureContractInfo(BaseModel):
+    """One feature's rule in a version's input contract, as recorded at training."""
+
+    name: str
+    min: float | None = Field(description="Smallest accepted value (inclusive), or null.")
+    max: float | None = Field(description="Largest accepted value (inclusive), or null.")
+    nullable: bool = Field(
+        description="Whether null is accepted: true when the spec allowed missing values "
+        "(max_missing_rate above 0) for the feature."
+    )
+
+
 class LoadedVersionInfo(BaseModel):
     version: str
     arm: Literal["champion", "canary", "shadow"]
@@ -92,6 +106,11 @@ class LoadedVersionInfo(BaseModel):
     )
     loaded_at: datetime
     feature_names: list[str]
+    input_contract: list[FeatureContractInfo] | None = Field(
+        description="Per-feature range and null rules that requests are checked against "
+        "(MLflow version tag input_contract); null for versions registered without one, "
+        "which are scored without these checks."
+    )
 
 
 class LoadErrorInfo(BaseModel):
@@ -120,6 +139,7 @@ DOC_MODELS: list[type[BaseModel]] = [
     ErrorResponse,
     ModelInfo,
     LoadedVersionInfo,
+    FeatureContractInfo,
     LoadErrorInfo,
 ]
 

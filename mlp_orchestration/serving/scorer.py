@@ -11,7 +11,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 from mlp_orchestration.errors import MlpError
 from mlp_orchestration.scoring import FeatureError
 from mlp_orchestration.serving.canary import CANARY, CHAMPION, choose_arm
+from mlp_orchestration.serving.contract import InputContractError
 from mlp_orchestration.serving.errors import InvalidRequestError
 from mlp_orchestration.serving.metrics import ServingMetrics
 from mlp_orchestration.serving.predlog import PredictionRecord
@@ -73,6 +74,7 @@ class Scorer:
 
         Raises:
             FeatureError: naming the missing, unknown or non-numeric features.
+            InputContractError: naming the values outside the version's input contract.
         """
         arm, loaded = pick_version(route, item.entity_id)
         row = _vectorize(loaded, item.features)
@@ -98,7 +100,7 @@ class Scorer:
             arm, loaded = pick_version(route, item.entity_id)
             try:
                 prepared.append((item, arm, loaded, _vectorize(loaded, item.features)))
-            except FeatureError as exc:
+            except (FeatureError, InputContractError) as exc:
                 errors.append(f"records[{i}]: {exc}")
         if errors:
             shown = errors[:_MAX_BATCH_ERRORS_SHOWN]
@@ -220,9 +222,9 @@ def pick_version(route: ModelRoute, entity_id: str) -> tuple[str, LoadedVersion]
     return CHAMPION, route.champion
 
 
-def _vectorize(loaded: LoadedVersion, features: dict[str, Any]) -> np.ndarray:
+def _vectorize(loaded: LoadedVersion, features: Mapping[str, Any]) -> np.ndarray:
     try:
-        return loaded.native.vectorizer.vector(features)
+        return loaded.checked_row(features)
     except FeatureError as exc:
         raise _readable(exc) from None
 

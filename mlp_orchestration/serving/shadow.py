@@ -20,6 +20,7 @@ from typing import Any
 from mlp_orchestration.errors import MlpError
 from mlp_orchestration.scoring import FeatureError
 from mlp_orchestration.serving.canary import SHADOW
+from mlp_orchestration.serving.contract import InputContractError
 from mlp_orchestration.serving.metrics import ServingMetrics
 from mlp_orchestration.serving.predlog import PredictionRecord
 from mlp_orchestration.serving.state import LoadedVersion
@@ -127,9 +128,10 @@ def _score_one(job: ShadowJob, loaded: LoadedVersion) -> PredictionRecord:
     score: float | None = None
     status, error = 200, None
     try:
-        score = loaded.native.predict_features(job.features)
-    except FeatureError as exc:
-        # A shadow trained on other features cannot score this request; record why.
+        score = loaded.native.predict_row(loaded.checked_row(job.features))
+    except (FeatureError, InputContractError) as exc:
+        # A shadow trained on other features or ranges cannot score this request, so the row
+        # records why.
         status, error = 422, str(exc)
     except MlpError as exc:
         status, error = 500, str(exc)

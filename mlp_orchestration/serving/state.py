@@ -13,10 +13,13 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from mlp_orchestration.errors import NotFoundError
 from mlp_orchestration.routing.config import RoutingConfig
 from mlp_orchestration.scoring import NativeModel
 from mlp_orchestration.serving.canary import CANARY, CHAMPION, SHADOW, canary_salt
+from mlp_orchestration.serving.contract import InputContract
 from mlp_orchestration.serving.errors import ModelUnavailableError
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -32,6 +35,20 @@ class LoadedVersion:
     decision_threshold: float | None
     loaded_at: datetime
     path: str
+    # None for versions registered before training recorded contracts, which are not checked.
+    contract: InputContract | None = None
+
+    def checked_row(self, features: Mapping[str, Any]) -> np.ndarray:
+        """Return a record's feature vector in model order, checked against the input contract.
+
+        Raises:
+            FeatureError: naming every missing, unknown or non-numeric feature.
+            InputContractError: naming each value outside its range and each disallowed null.
+        """
+        row = self.native.vectorizer.vector(features)
+        if self.contract is not None:
+            self.contract.check(row)
+        return row
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ shapes for OpenAPI.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -24,6 +25,10 @@ MAX_ENTITY_ID_CHARS = 128  # the prediction_log.entity_id column length
 _SHOWN_CHARS = 80
 JSON_MEDIA_TYPE = "application/json"
 _UTF8_NAMES = frozenset({"utf-8", "utf8"})
+# The literals Python's json.dumps and JavaScript's String(number) write for non-finite floats.
+_NON_FINITE = re.compile(r"[-+]?(?:NaN|Infinity)(?![A-Za-z0-9_])")
+# orjson's message for a number literal beyond the double range (checked with orjson 3.13).
+_INFINITE_NUMBER = "number is infinity"
 
 
 class ScoreInput(NamedTuple):
@@ -77,7 +82,34 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
+        raise InvalidRequestError(_invalid_json_message(exc)) from None
+
+
+def _invalid_json_message(exc: orjson.JSONDecodeError) -> str:
+    """Describe a parse error, naming NaN, Infinity and overflowing numbers as non-finite.
+
+    Python's ``json.dumps`` writes NaN and Infinity by default, and a literal such as 1e309
+    overflows a double, but JSON (RFC 8259) has no non-finite numbers, so orjson rejects all
+    three with a generic message. This runs only after parsing failed.
+    """
+    fix = "Non-finite numbers are not accepted: send a finite number, or null for a missing value"
+    # orjson stops after the sign of -Infinity, so the literal may start one character back.
+    start = exc.pos
+    if start > 0 and exc.doc[start - 1 : start] in ("+", "-"):
+        start -= 1
+    literal = _NON_FINITE.match(exc.doc, start)
+    if literal is not None:
+        column = exc.colno - (exc.pos - start)
+        return (
+            f"request body is not valid JSON: {literal.group()} at line {exc.lineno} column "
+            f"{column} is not a JSON number, because JSON has no NaN or Infinity. {fix}"
+        )
+    if exc.msg.startswith(_INFINITE_NUMBER):
+        return (
+            f"request body is not valid JSON: the number at line {exc.lineno} column "
+            f"{exc.colno} is too large for a double and would be infinite. {fix}"
+        )
+    return f"request body is not valid JSON: {exc}"
 
 
 def parse_score_request(payload: Any, *, where: str = "request body") -> ScoreInput:
@@ -151,9 +183,9 @@ def _entity_id(value: Any, where: str) -> str:
         raise InvalidRequestError(
             f"{where}: entity_id must be a string (or an integer), not {json_type(value)}"
         )
-    rule = f"use 1 to {MAX_ENTITY_ID_CHARS} printable characters"
-    if not value:
-        raise InvalidRequestError(f"{where}: entity_id is empty; {rule}")
+    rule = f"use 1 to {MAX_ENTITY_ID_CHARS} printable characters, not all of them whitespace"
+    if not value or value.isspace():
+        raise InvalidRequestError(f"{where}: entity_id is empty or only whitespace; {rule}")
     if len(value) > MAX_ENTITY_ID_CHARS:
         raise InvalidRequestError(f"{where}: entity_id {shorten(value)} is too long; {rule}")
     if not value.isprintable():

@@ -36,9 +36,7 @@ def test_same_input_gives_same_hash(loaded_settings, fraud_spec):
 def test_later_cut_off_gives_other_hash(loaded_settings, fraud_spec):
     engine = get_engine(loaded_settings.warehouse_url)
     early, _ = build_snapshot(engine, fraud_spec)
-    later, _ = build_snapshot(
-        engine, fraud_spec, as_of=datetime(2013, 9, 2, 6, tzinfo=UTC)
-    )
+    later, _ = build_snapshot(engine, fraud_spec, as_of=datetime(2013, 9, 2, 6, tzinfo=UTC))
     assert frame_checksum(early) != frame_checksum(later)
 
 
@@ -70,9 +68,7 @@ def test_cut_off_outside_data_rejected(loaded_settings, fraud_spec):
 
 def test_tampered_snapshot_detected(loaded_settings, fraud_spec, tmp_path):
     engine = get_engine(loaded_settings.warehouse_url)
-    frame, bounds = build_snapshot(
-        engine, fraud_spec, as_of=datetime(2013, 9, 2, 3, tzinfo=UTC)
-    )
+    frame, bounds = build_snapshot(engine, fraud_spec, as_of=datetime(2013, 9, 2, 3, tzinfo=UTC))
     record = store_snapshot(loaded_settings, engine, fraud_spec, frame, bounds)
     tampered = frame.copy()
     tampered.loc[0, "V1"] = 99.0

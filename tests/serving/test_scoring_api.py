@@ -149,6 +149,10 @@ def _change(registered: Registered, **changes: object) -> dict:
 
 
 _DROP = object()
+BLANK_ENTITY_ID = (
+    "entity_id is empty or only whitespace; use 1 to 128 printable characters, not all of them "
+    "whitespace"
+)
 BAD_FIELDS = [
     ({"features": {"V3": _DROP}}, "missing features: V3"),
     ({"features": {"V3": _DROP, "Amount": _DROP}}, "missing features: V3, Amount"),
@@ -160,7 +164,10 @@ BAD_FIELDS = [
     ({"entity_id": None}, "entity_id must be a string"),
     ({"entity_id": {"a": 1}}, "entity_id must be a string"),
     ({"entity_id": True}, "entity_id must be a string"),
-    ({"entity_id": ""}, "entity_id is empty; use 1 to 128 printable characters"),
+    ({"entity_id": ""}, BLANK_ENTITY_ID),
+    ({"entity_id": " "}, BLANK_ENTITY_ID),
+    ({"entity_id": "   "}, BLANK_ENTITY_ID),
+    ({"entity_id": "\u3000\u2003"}, BLANK_ENTITY_ID),
     (
         {"entity_id": "a\nb"},
         "entity_id 'a\\nb' contains non-printable characters; use 1 to 128 printable characters",
@@ -191,13 +198,44 @@ def test_invalid_field_rejected(
     assert message in response.json()["detail"]
 
 
-def test_infinite_number_rejected(api: LiveServer, registered: Registered) -> None:
-    text = json.dumps(body_for(registered, 2)).replace('"V1": ', '"V1": 1e400, "V0": ', 1)
+NON_FINITE_MESSAGE = (
+    "Non-finite numbers are not accepted: send a finite number, or null for a missing value"
+)
+
+
+@pytest.mark.parametrize(
+    ("literal", "message"),
+    [
+        ("NaN", "NaN at line 1 column 21 is not a JSON number, because JSON has no NaN"),
+        ("Infinity", "Infinity at line 1 column 21 is not a JSON number"),
+        ("-Infinity", "-Infinity at line 1 column 21 is not a JSON number"),
+        ("1e309", "the number at line 1 column 21 is too large for a double and would be infinite"),
+        ("-1e400", "the number at line 1 column 21 is too large for a double"),
+    ],
+)
+def test_non_finite_number_rejected(
+    api: LiveServer, registered: Registered, literal: str, message: str
+) -> None:
+    # The literal starts at column 21.
+    text = '{"features": {"V1": ' + literal + '}, "entity_id": "1"}'
     response = httpx.post(
         api.url + SCORE_PATH, content=text, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert "number is infinity" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail.startswith("request body is not valid JSON: ")
+    assert message in detail
+    assert NON_FINITE_MESSAGE in detail
+
+
+def test_python_json_nan_named(api: LiveServer, registered: Registered) -> None:
+    body = body_for(registered, 2)
+    body["features"]["V4"] = float("nan")
+    response = httpx.post(
+        api.url + SCORE_PATH, content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "is not a JSON number, because JSON has no NaN" in response.json()["detail"]
 
 
 def test_many_unknown_features_message_capped(api: LiveServer, registered: Registered) -> None:
@@ -267,10 +305,11 @@ def test_batch_over_limit_rejected(api: LiveServer, registered: Registered) -> N
 def test_batch_invalid_record_named(api: LiveServer, registered: Registered) -> None:
     records = [body_for(registered, i) for i in range(4)]
     del records[2]["features"]["V5"]
-    records[3]["entity_id"] = ""
-    response = httpx.post(api.url + BATCH_PATH, json={"records": records})
-    assert response.status_code == 422
-    assert "records[3]: entity_id is empty" in response.json()["detail"]
+    for blank in ("", "   "):
+        records[3]["entity_id"] = blank
+        response = httpx.post(api.url + BATCH_PATH, json={"records": records})
+        assert response.status_code == 422
+        assert f"records[3]: {BLANK_ENTITY_ID}" in response.json()["detail"]
     records[3]["entity_id"] = "3"
     response = httpx.post(api.url + BATCH_PATH, json={"records": records})
     assert response.status_code == 422

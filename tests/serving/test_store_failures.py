@@ -224,6 +224,9 @@ def test_store_lost_after_read_keeps_serving(server: LiveServer, registered: Reg
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     assert "no such table: routing_config" in ready.json()["store_error"]
+    for text in (unknown.json()["detail"], ready.json()["store_error"]):
+        assert "SELECT" not in text
+        assert "[SQL" not in text
 
 
 def test_store_home_is_a_file_logged_once(
@@ -247,3 +250,41 @@ def test_store_home_is_a_file_logged_once(
     [record] = follower_records(caplog, logging.ERROR)
     assert str(parent) in record.getMessage()
     assert "Traceback" not in caplog.text
+
+
+def load_error_of(server: LiveServer) -> dict | None:
+    return httpx.get(f"{server.url}/v1/models/{MODEL}").json()["last_load_error"]
+
+
+def test_load_error_hides_sql_from_clients(
+    registered: Registered, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mlp_orchestration")
+    settings = service_settings(registered.settings, tmp_path)
+    write_routing(settings, champion_version=registered.champion)
+    engine = get_engine(settings.warehouse_url)
+    # latest_versions still reads model and version, but reading the whole config fails.
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE routing_config DROP COLUMN evidence"))
+    live = LiveServer(settings).start(ready=False)
+    try:
+        wait_until(lambda: load_error_of(live) is not None, timeout_s=30, what="a load error")
+        body = {"entity_id": "1", "features": features_of(registered.frame.iloc[1])}
+        scored = httpx.post(f"{live.url}/v1/models/{MODEL}/score", json=body)
+        info = httpx.get(f"{live.url}/v1/models/{MODEL}")
+    finally:
+        live.stop()
+
+    assert scored.status_code == 503
+    detail = scored.json()["detail"]
+    message = info.json()["last_load_error"]["message"]
+    for text in (detail, message):
+        assert "OperationalError: no such column: routing_config.evidence" in text
+        assert "the service log has the full error" in text
+        assert "SELECT" not in text
+        assert "[SQL" not in text
+        assert "parameters" not in text
+        assert "\n" not in text
+    logged = [record.getMessage() for record in follower_records(caplog, logging.ERROR)]
+    assert logged
+    assert all("[SQL: SELECT" in message for message in logged)

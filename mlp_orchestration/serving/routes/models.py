@@ -48,6 +48,9 @@ def describe_model(state: ServingState, model: str) -> dict[str, Any]:
                     "decision_threshold": version.decision_threshold,
                     "loaded_at": version.loaded_at.isoformat(),
                     "feature_names": version.native.feature_names,
+                    "input_contract": None
+                    if version.contract is None
+                    else version.contract.describe(),
                 }
             )
     return {
