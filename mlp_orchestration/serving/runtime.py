@@ -6,9 +6,7 @@ import functools
 import gc
 import logging
 import os
-import sys
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mlp_orchestration.serving.follower import RoutingFollower
@@ -17,12 +15,10 @@ from mlp_orchestration.serving.metrics import ServingMetrics
 from mlp_orchestration.serving.predlog import PredictionLogWriter
 from mlp_orchestration.serving.scorer import Scorer
 from mlp_orchestration.serving.shadow import ShadowScorer, shadow_handler
-from mlp_orchestration.settings import Settings
+from mlp_orchestration.settings import Settings, safe_url
 from mlp_orchestration.warehouse import get_engine
 
 logger = logging.getLogger(__name__)
-
-_SWITCH_INTERVAL_S = 0.0005
 
 
 class Runtime:
@@ -69,11 +65,6 @@ class Runtime:
         # and again, which otherwise pauses every request for tens of milliseconds under load.
         gc.collect()
         gc.freeze()
-        # The prediction log and routing threads hold the GIL for up to the switch interval
-        # (5 ms by default) before the event loop gets it back. At 0.5 ms, p99 at concurrency 1
-        # and 8 fell from 2.8-3.0 and 5.0-5.6 ms to 2.3-2.4 and 4.6-4.9 ms in three paired
-        # 8-second runs of `mlp bench serve --servers ours` on 2 cores, at the same throughput.
-        sys.setswitchinterval(_SWITCH_INTERVAL_S)
         logger.info(
             "scoring service started (pid %d, auth %s, warehouse %s)",
             os.getpid(),
@@ -93,12 +84,3 @@ class Runtime:
 
 def _engine(url: str) -> Engine:
     return get_engine(url)
-
-
-def safe_url(url: str) -> str:
-    """Return a database URL with its password hidden, for logs and messages."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        # An unparsable URL could contain a password in any position, so none of it is shown.
-        return "an invalid URL (see MLP_DATABASE_URL)"
