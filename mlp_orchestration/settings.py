@@ -452,15 +452,32 @@ def safe_url(url: str) -> str:
 
     Hides the password in the user information (``user:password@``) and the value of every
     query parameter whose name contains password, passwd, pwd, token, secret, key or signature.
-    Text that is not a URL is returned unchanged.
+    Text that is not a well-formed URL still goes through ``hide_secrets``.
     """
     masked, found = _USERINFO_PASSWORD.subn(r"\g<prefix>***@", url, count=1)
     authority_end = masked.index("@") + 1 if found else 0
     head, separator, query = masked[authority_end:].partition("?")
-    if not separator:
-        return masked
-    parameters = [_mask_parameter(parameter) for parameter in query.split("&")]
-    return f"{masked[:authority_end]}{head}?{'&'.join(parameters)}"
+    if separator:
+        parameters = [_mask_parameter(parameter) for parameter in query.split("&")]
+        masked = f"{masked[:authority_end]}{head}?{'&'.join(parameters)}"
+    return hide_secrets(masked)
+
+
+# In free text: the password of ``scheme://user:password@`` (also with the scheme's colon
+# missing, a common typo), and the value of ``password=...`` and similar keyword pairs, as in
+# libpq connection strings and error messages.
+_TEXT_USERINFO = re.compile(r"(?P<prefix>\b[A-Za-z][A-Za-z0-9+.\-]*:?//[^:/?#@\s]*:)[^@\s]*@")
+_TEXT_SECRET_PAIR = re.compile(
+    r"(?P<name>\b[\w.\-]*(?:password|passwd|pwd|token|secret|key|signature)[\w.\-]*|\bsig)"
+    r"(?P<equals>\s*=\s*)[^&\s'\"]+",
+    re.IGNORECASE,
+)
+
+
+def hide_secrets(text: str) -> str:
+    """Return the text with URL passwords and secret ``name=value`` pairs replaced by ***."""
+    text = _TEXT_USERINFO.sub(r"\g<prefix>***@", text)
+    return _TEXT_SECRET_PAIR.sub(r"\g<name>\g<equals>***", text)
 
 
 def _mask_parameter(parameter: str) -> str:

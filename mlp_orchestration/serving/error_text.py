@@ -13,13 +13,12 @@ import re
 import sqlalchemy as sa
 
 from mlp_orchestration.errors import MlpError
+from mlp_orchestration.settings import hide_secrets
 
 FULL_ERROR_IN_LOG = "the service log has the full error"
 _MAX_SUMMARY_CHARS = 300
 # SQLAlchemy appends these sections to a driver's message, each on a line of its own.
 _SQLALCHEMY_SECTIONS = re.compile(r"\s*(?:\[SQL: |\[parameters: |\(Background on this error at: )")
-# The password of ``scheme://user:password@host``, wherever a URL appears in the text.
-_URL_PASSWORD = re.compile(r"(?P<prefix>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)[^@\s]*@")
 
 
 def log_text(exc: BaseException) -> str:
@@ -55,5 +54,5 @@ def client_summary(exc: BaseException) -> str:
 
 
 def hide_passwords(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@`` URL in a text with ***."""
-    return _URL_PASSWORD.sub(r"\g<prefix>***@", text)
+    """Replace URL passwords and secret ``name=value`` values in a text with ***."""
+    return hide_secrets(text)

@@ -69,6 +69,22 @@ def test_every_setting_is_described():
     assert all(row["description"] for row in rows)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        " postgresql://alice:qsecret1@127.0.0.1/db",
+        "postgresql//alice:qsecret1@127.0.0.1/db",
+        "host=127.0.0.1 user=alice password=qsecret1",
+    ],
+)
+def test_invalid_database_url_password_hidden(monkeypatch, capsys, url):
+    monkeypatch.setenv("MLP_DATABASE_URL", url)
+    assert main(["settings"]) == 2
+    error = capsys.readouterr().err
+    assert "invalid setting MLP_DATABASE_URL" in error
+    assert "qsecret1" not in error
+
+
 def test_cli_reports_invalid_setting(monkeypatch, capsys):
     monkeypatch.setenv("MLP_ROUTING_POLL_S", "never")
     assert main(["settings"]) == 2
@@ -97,6 +113,13 @@ def test_cli_reports_invalid_setting(monkeypatch, capsys):
         ("sqlite:////tmp/warehouse.db", "sqlite:////tmp/warehouse.db"),
         ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
         ("#risk-model-alerts", "#risk-model-alerts"),
+        # Malformed or keyword forms, as pasted by hand.
+        (" postgresql://alice:qsecret1@127.0.0.1/db", " postgresql://alice:***@127.0.0.1/db"),
+        ("postgresql//alice:qsecret1@127.0.0.1/db", "postgresql//alice:***@127.0.0.1/db"),
+        (
+            "host=127.0.0.1 user=alice password=qsecret1",
+            "host=127.0.0.1 user=alice password=***",
+        ),
     ],
 )
 def test_safe_url_hides_secrets(url, shown):

@@ -63,6 +63,10 @@ def test_summary_of_wrapped_sql_text() -> None:
         ("at redis://:s3cret@cache:6379/0.", "at redis://:***@cache:6379/0."),
         ("sqlite:////tmp/warehouse.db is locked", "sqlite:////tmp/warehouse.db is locked"),
         ("http://user@host/x has no password", "http://user@host/x has no password"),
+        (
+            "store at postgresql://alice@127.0.0.1/db?password=s3cret failed",
+            "store at postgresql://alice@127.0.0.1/db?password=*** failed",
+        ),
     ],
 )
 def test_url_passwords_hidden(text: str, expected: str) -> None:
