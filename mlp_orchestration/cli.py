@@ -13,7 +13,10 @@ import math
 import sys
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from mlp_orchestration.errors import MlpError
+from mlp_orchestration.settings import hide_secrets
 
 # Modules that add subcommands; each exposes register(subparsers).
 _COMMAND_MODULES = [
@@ -83,6 +86,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except sa.exc.SQLAlchemyError as exc:
+        # A store that exists but is not this project's (another file, another schema).
+        print(f"error: {_store_error(exc, STORES_HINT)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # mlflow is imported only by the commands that use it, so its error class is looked up.
+        mlflow_errors = sys.modules.get("mlflow.exceptions")
+        if mlflow_errors is None or not isinstance(exc, mlflow_errors.MlflowException):
+            raise
+        print(f"error: MLflow failed: {_store_error(exc, MLFLOW_HINT)}", file=sys.stderr)
+        return 2
+
+
+STORES_HINT = (
+    "check that MLP_DATABASE_URL and the MLflow URIs (mlp settings) name this project's stores"
+)
+MLFLOW_HINT = "check MLP_MLFLOW_TRACKING_URI and MLP_MLFLOW_REGISTRY_URI (mlp settings)"
+
+
+def _store_error(exc: Exception, hint: str) -> str:
+    """Return the first line of a store's error, without SQL text or passwords, and the hint."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        text = f"{type(exc.orig).__name__}: {exc.orig}"
+    else:
+        text = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+    lines = text.strip().splitlines()
+    first = lines[0].split("[SQL:")[0].strip() if lines else type(exc).__name__
+    return f"{hide_secrets(first[:300])}; {hint}"
 
 
 if __name__ == "__main__":

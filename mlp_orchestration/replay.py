@@ -34,6 +34,11 @@ from mlp_orchestration.warehouse import get_engine, label_feedback, transactions
 
 logger = logging.getLogger(__name__)
 
+# One transaction every 1,000 s. Far slower rates overflow the send schedule's timestamps.
+MIN_RATE = 0.001
+# Labels arrive in a background thread of the replay process, which has to stay up that long.
+MAX_LABEL_DELAY_S = 7 * 24 * 3600.0
+
 # Errors kept verbatim in the report; later ones are only counted.
 _MAX_ERROR_MESSAGES = 10
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -174,10 +179,20 @@ class TrafficReplay:
                 f"replay rate {rate} must be above 0 transactions/s and finite; give for "
                 "example 100"
             )
+        if rate < MIN_RATE:
+            raise ConfigurationError(
+                f"replay rate {rate} transactions/s is below the lowest supported rate "
+                f"{MIN_RATE}; give for example 100"
+            )
         if not math.isfinite(label_delay_s) or label_delay_s < 0:
             raise ConfigurationError(
                 f"label delay {label_delay_s} s must not be negative and must be finite; give "
                 "for example 60"
+            )
+        if label_delay_s > MAX_LABEL_DELAY_S:
+            raise ConfigurationError(
+                f"label delay {label_delay_s} s is longer than the longest supported delay "
+                f"{MAX_LABEL_DELAY_S:g} s (7 days); give for example 60"
             )
         if not 1 <= batch_size <= settings.max_batch:
             raise ConfigurationError(

@@ -141,6 +141,10 @@ def champion_version(settings: Settings, model: str) -> str:
     return version
 
 
+# An hour per point; a benchmark point longer than that measures the machine, not the server.
+MAX_DURATION_S = 3600
+
+
 def _check_options(
     duration_s: float, concurrency: list[int], workers: int, servers: list[str]
 ) -> None:
@@ -148,6 +152,10 @@ def _check_options(
         raise ConfigurationError(f"the load generator {WRK} is missing; install wrk (apt: wrk)")
     if duration_s < 1:
         raise ConfigurationError(f"--duration {duration_s} is too short; use 1 second or more")
+    if duration_s > MAX_DURATION_S:
+        raise ConfigurationError(
+            f"--duration {duration_s} is too long; use at most {MAX_DURATION_S} seconds per point"
+        )
     if not concurrency or min(concurrency) < 1:
         raise ConfigurationError(f"--concurrency {concurrency} is invalid; use e.g. 1,8,32")
     if workers < 1:

@@ -49,6 +49,8 @@ def test_demo_rejects_non_finite_rate(rate, capsys):
         (float("inf"), 0.0, r"replay rate inf must be above 0 transactions/s and finite"),
         (10.0, float("nan"), r"label delay nan s must not be negative and must be finite"),
         (10.0, float("inf"), r"label delay inf s must not be negative and must be finite"),
+        (1e-300, 0.0, r"replay rate 1e-300 transactions/s is below the lowest supported rate"),
+        (10.0, 1e300, r"label delay 1e\+300 s is longer than the longest supported delay"),
     ],
 )
 def test_replay_rejects_non_finite_numbers(settings, fraud_spec, rate, label_delay_s, expected):
@@ -62,6 +64,35 @@ def test_replay_rejects_non_finite_numbers(settings, fraud_spec, rate, label_del
             rate=rate,
             label_delay_s=label_delay_s,
         )
+
+
+def test_non_database_file_named_without_traceback(monkeypatch, tmp_path, capsys):
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("some notes, not a SQLite database\n")
+    monkeypatch.setenv("MLP_DATABASE_URL", f"sqlite:///{not_a_database}")
+
+    assert main(["status"]) == 2
+    error = capsys.readouterr().err
+    assert f"the warehouse at sqlite:///{not_a_database} is not a usable database" in error
+    assert "file is not a database" in error
+    assert "Traceback" not in error
+
+
+def test_foreign_schema_named_without_sql(monkeypatch, tmp_path, capsys):
+    """A warehouse whose routing_config table has another schema fails on its first read."""
+    import sqlite3
+
+    warehouse = tmp_path / "foreign.db"
+    with sqlite3.connect(warehouse) as conn:
+        conn.execute("CREATE TABLE routing_config (model TEXT, something_else TEXT)")
+    monkeypatch.setenv("MLP_DATABASE_URL", f"sqlite:///{warehouse}")
+
+    assert main(["routing", "show", "fraud"]) == 2
+    error = capsys.readouterr().err
+    assert "error: OperationalError: no such column" in error
+    assert "name this project's stores" in error
+    assert "SELECT" not in error
+    assert "Traceback" not in error
 
 
 def _free_port_above_20000() -> int:
