@@ -12,17 +12,21 @@ after the routing write leaves the aliases behind the routing config; ``reconcil
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from urllib.parse import urlparse
 
+import lightgbm as lgb
 import mlflow
 import sqlalchemy as sa
+from lightgbm.basic import LightGBMError
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request_safe
 
 from mlp_orchestration import registry
-from mlp_orchestration.errors import ErrorCategory, MlpError, NotFoundError
+from mlp_orchestration.errors import ErrorCategory, MlpError, ModelLoadError, NotFoundError
 from mlp_orchestration.rollout.state import ACTIVE_STAGES, candidate_of
 from mlp_orchestration.routing.config import RoutingConfig, RoutingStage
 from mlp_orchestration.routing.store import RoutingStore
@@ -100,29 +104,43 @@ def check_registry(
 
 
 def check_model_file(settings: Settings, model: str, version: str, *, routing_version: int) -> None:
-    """Check that the artifact store still contains the version's native model file.
+    """Check that the version's native model file still downloads and parses as a LightGBM model.
 
-    A registered version whose files were deleted or moved keeps its registry row, so a routing
-    write to it would succeed while no scoring service that starts afterwards could load it.
+    A registered version whose files were deleted, moved or damaged keeps its registry row, so a
+    routing write to it would succeed while no scoring service that starts afterwards could load
+    it. The file is parsed, not only listed, as the scoring service would.
 
     Raises:
         RegistryUnavailableError: the artifact store did not respond.
-        NotFoundError: the version's artifacts hold no ``model.lgb``.
+        NotFoundError: the version's ``model.lgb`` is missing or is not a LightGBM model.
     """
     try:
         listed = mlflow.artifacts.list_artifacts(artifact_uri=f"models:/{model}/{version}")
     except REGISTRY_ERRORS as exc:
         raise _unavailable(exc, f"the MLflow artifact store of {model} version {version}") from exc
-    if any(entry.path == registry.NATIVE_MODEL_FILE for entry in listed):
-        return
-    found = ", ".join(sorted(entry.path for entry in listed)) or "no files"
-    raise NotFoundError(
-        f"{model} version {version} is registered, but its artifacts no longer include "
-        f"{registry.NATIVE_MODEL_FILE!r} (found: {found}), so a scoring service that starts "
-        f"could not load it. Nothing was changed: routing stays at v{routing_version}. "
-        "Restore the version's artifacts in the MLflow artifact store, or choose a routing "
-        "version whose champion still has its files ('mlp routing history " + model + "')"
+    nothing_changed = (
+        f"Nothing was changed: routing stays at v{routing_version}. Restore the version's "
+        "artifacts in the MLflow artifact store, or choose a routing version whose champion's "
+        f"files are intact ('mlp routing history {model}')"
     )
+    if not any(entry.path == registry.NATIVE_MODEL_FILE for entry in listed):
+        found = ", ".join(sorted(entry.path for entry in listed)) or "no files"
+        raise NotFoundError(
+            f"{model} version {version} is registered, but its artifacts no longer include "
+            f"{registry.NATIVE_MODEL_FILE!r} (found: {found}), so a scoring service that starts "
+            f"could not load it. {nothing_changed}"
+        )
+    with tempfile.TemporaryDirectory(prefix="mlp-model-check-") as scratch:
+        path = Path(scratch) / registry.NATIVE_MODEL_FILE
+        try:
+            registry.download_native_model(settings, model, version, path)
+            lgb.Booster(model_file=str(path))
+        except (ModelLoadError, LightGBMError) as exc:
+            raise NotFoundError(
+                f"{model} version {version} is registered, but its {registry.NATIVE_MODEL_FILE} "
+                f"does not load as a LightGBM model ({_detail(exc)}), so a scoring service that "
+                f"starts could not load it. {nothing_changed}"
+            ) from exc
 
 
 def _unavailable(exc: BaseException, where: str) -> RegistryUnavailableError:

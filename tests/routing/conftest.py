@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import lightgbm as lgb
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -25,17 +27,26 @@ PASSED_TAGS = {"gate_verdict": "passed", "decision_threshold": "0.2"}
 SERVER_START_TIMEOUT_S = 120
 
 
+def tiny_booster() -> lgb.Booster:
+    """Return a two-tree booster on random data, small enough to train in milliseconds."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 3))
+    labels = (features[:, 0] > 0).astype(int)
+    params = {"objective": "binary", "num_leaves": 3, "verbosity": -1, "num_threads": 1}
+    return lgb.train(params, lgb.Dataset(features, labels), num_boost_round=2)
+
+
 def register_versions(client: MlflowClient, count: int) -> list[str]:
     """Register ``count`` versions of MODEL that passed their gates; champion is version 1.
 
-    The versions share one run whose ``model/model.lgb`` is a placeholder: routing and aliases
-    only check that the file exists and never load it.
+    The versions share one run whose ``model/model.lgb`` is a tiny booster: a rollback checks
+    that the champion's file loads, and routing tests score nothing.
     """
     run = client.create_run("0")
     with tempfile.TemporaryDirectory() as scratch:
-        placeholder = Path(scratch) / registry.NATIVE_MODEL_FILE
-        placeholder.write_text("a placeholder; routing tests never load model files\n")
-        client.log_artifact(run.info.run_id, str(placeholder), artifact_path="model")
+        model_file = Path(scratch) / registry.NATIVE_MODEL_FILE
+        tiny_booster().save_model(str(model_file))
+        client.log_artifact(run.info.run_id, str(model_file), artifact_path="model")
     client.set_terminated(run.info.run_id)
     client.create_registered_model(MODEL)
     versions = []

@@ -240,6 +240,43 @@ def test_rollback_to_missing_model_file_rejected(store, registered, capsys):
     assert registry.alias_version(registered, MODEL, registry.CHAMPION) == "1"
 
 
+def test_rollback_to_damaged_model_file_rejected(store, registered, capsys, tmp_path):
+    damaged_run = registered.create_run("0").info.run_id
+    damaged = tmp_path / registry.NATIVE_MODEL_FILE
+    damaged.write_text("not a LightGBM model\n")
+    registered.log_artifact(damaged_run, str(damaged), artifact_path="model")
+    registered.set_terminated(damaged_run)
+    version = registered.create_model_version(
+        MODEL, f"runs:/{damaged_run}/model", run_id=damaged_run
+    )
+    store.write(
+        MODEL,
+        RoutingTarget(champion_version=str(version.version)),
+        expected_version=3,
+        stage=RoutingStage.ROLLBACK,
+        actor="alice",
+        reason="champion with a damaged file",
+    )
+    store.write(
+        MODEL,
+        RoutingTarget(champion_version="1"),
+        expected_version=4,
+        stage=RoutingStage.ROLLBACK,
+        actor="alice",
+        reason="back to 1",
+    )
+
+    code, out, err = run(
+        capsys, "routing", "rollback", MODEL, "--to", "4", "--by", "bob", "--reason", "x"
+    )
+
+    assert code == 2
+    assert out == ""
+    assert "its model.lgb does not load as a LightGBM model" in err
+    assert "Nothing was changed: routing stays at v5" in err
+    assert store.current(MODEL).version == 5
+
+
 def test_reconcile_moves_aliases_to_latest_config(store, registered, capsys):
     registry.set_alias(registered, MODEL, registry.CHAMPION, "3")
     code, out, err = run(capsys, "routing", "reconcile", MODEL)
