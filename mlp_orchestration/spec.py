@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,10 @@ class FeatureSpec(_Strict):
 
     @model_validator(mode="after")
     def _range(self) -> FeatureSpec:
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and math.isnan(value):
+                raise ValueError(f"{bound} is nan; give a number, or leave {bound} out")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is greater than max {self.max}")
         return self

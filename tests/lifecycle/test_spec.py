@@ -103,6 +103,17 @@ def test_bad_field_is_named_with_value(raw_spec, field, value, expected):
         parse_spec(_set(raw_spec, field, value), source="fraud.yaml")
 
 
+@pytest.mark.parametrize("bound", ["min", "max"])
+def test_nan_feature_bound_rejected(raw_spec, bound):
+    raw = copy.deepcopy(raw_spec)
+    raw["features"][0][bound] = float("nan")
+    with pytest.raises(SpecError) as caught:
+        parse_spec(raw)
+    message = str(caught.value)
+    assert f"{bound} is nan; give a number, or leave {bound} out" in message
+    assert "features.0" in message
+
+
 @pytest.mark.parametrize(
     ("column", "role"),
     [("Class", "label"), ("transaction_id", "entity key"), ("event_time", "event time")],

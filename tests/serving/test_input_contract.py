@@ -361,7 +361,6 @@ CHECKED_ROWS = [
         [math.nan, -1.0],
         "b is -1.0, outside the allowed range [0.0, inf)",
     ),
-    ([FeatureSpec(name="a", min=math.nan)], [-5.0], None),
 ]
 
 
