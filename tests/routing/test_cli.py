@@ -205,35 +205,34 @@ def test_rollback_to_unregistered_champion_rejected(store, registered, capsys):
     assert store.current(MODEL).version == 3
 
 
+def _rollback_to_version_of_run(store, registered, capsys, run_id: str):
+    """Route v4 to a new version of the run, v5 back to version 1, then roll back to v4."""
+    version = registered.create_model_version(MODEL, f"runs:/{run_id}/model", run_id=run_id)
+    for expected, champion in ((3, str(version.version)), (4, "1")):
+        store.write(
+            MODEL,
+            RoutingTarget(champion_version=champion),
+            expected_version=expected,
+            stage=RoutingStage.ROLLBACK,
+            actor="alice",
+            reason=f"champion {champion}",
+        )
+    code, out, err = run(
+        capsys, "routing", "rollback", MODEL, "--to", "4", "--by", "bob", "--reason", "x"
+    )
+    return version.version, code, out, err
+
+
 def test_rollback_to_missing_model_file_rejected(store, registered, capsys):
     """A version whose artifacts were deleted keeps its registry row; the rollback must not."""
     empty_run = registered.create_run("0").info.run_id
     registered.set_terminated(empty_run)
-    version = registered.create_model_version(MODEL, f"runs:/{empty_run}/model", run_id=empty_run)
-    store.write(
-        MODEL,
-        RoutingTarget(champion_version=str(version.version)),
-        expected_version=3,
-        stage=RoutingStage.ROLLBACK,
-        actor="alice",
-        reason="champion without files",
-    )
-    store.write(
-        MODEL,
-        RoutingTarget(champion_version="1"),
-        expected_version=4,
-        stage=RoutingStage.ROLLBACK,
-        actor="alice",
-        reason="back to 1",
-    )
 
-    code, out, err = run(
-        capsys, "routing", "rollback", MODEL, "--to", "4", "--by", "bob", "--reason", "x"
-    )
+    version, code, out, err = _rollback_to_version_of_run(store, registered, capsys, empty_run)
 
     assert code == 2
     assert out == ""
-    assert f"fraud version {version.version} is registered, but its artifacts no longer" in err
+    assert f"fraud version {version} is registered, but its artifacts no longer" in err
     assert "'model.lgb' (found: no files)" in err
     assert "Nothing was changed: routing stays at v5" in err
     assert store.current(MODEL).version == 5
@@ -246,29 +245,8 @@ def test_rollback_to_damaged_model_file_rejected(store, registered, capsys, tmp_
     damaged.write_text("not a LightGBM model\n")
     registered.log_artifact(damaged_run, str(damaged), artifact_path="model")
     registered.set_terminated(damaged_run)
-    version = registered.create_model_version(
-        MODEL, f"runs:/{damaged_run}/model", run_id=damaged_run
-    )
-    store.write(
-        MODEL,
-        RoutingTarget(champion_version=str(version.version)),
-        expected_version=3,
-        stage=RoutingStage.ROLLBACK,
-        actor="alice",
-        reason="champion with a damaged file",
-    )
-    store.write(
-        MODEL,
-        RoutingTarget(champion_version="1"),
-        expected_version=4,
-        stage=RoutingStage.ROLLBACK,
-        actor="alice",
-        reason="back to 1",
-    )
 
-    code, out, err = run(
-        capsys, "routing", "rollback", MODEL, "--to", "4", "--by", "bob", "--reason", "x"
-    )
+    _, code, out, err = _rollback_to_version_of_run(store, registered, capsys, damaged_run)
 
     assert code == 2
     assert out == ""
