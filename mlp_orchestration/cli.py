@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from mlp_orchestration.errors import MlpError
-from mlp_orchestration.settings import hide_secrets
+from mlp_orchestration.serving.error_text import client_summary
 
 # Modules that add subcommands; each exposes register(subparsers).
 _COMMAND_MODULES = [
@@ -107,13 +107,7 @@ MLFLOW_HINT = "check MLP_MLFLOW_TRACKING_URI and MLP_MLFLOW_REGISTRY_URI (mlp se
 
 def _store_error(exc: Exception, hint: str) -> str:
     """Return the first line of a store's error, without SQL text or passwords, and the hint."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        text = f"{type(exc.orig).__name__}: {exc.orig}"
-    else:
-        text = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
-    lines = text.strip().splitlines()
-    first = lines[0].split("[SQL:")[0].strip() if lines else type(exc).__name__
-    return f"{hide_secrets(first[:300])}; {hint}"
+    return f"{client_summary(exc)}; {hint}"
 
 
 if __name__ == "__main__":

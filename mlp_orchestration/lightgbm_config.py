@@ -28,8 +28,8 @@ PLATFORM_PARAMS: dict[str, Any] = {
     "force_col_wise": True,
 }
 
-# Parameters the spec sets in its own fields. In params they would override (or be overridden
-# by) those fields without a word, so they are rejected there.
+# Parameters the spec sets in its own fields. In params they would silently override (or be
+# overridden by) those fields, so they are rejected there.
 SPEC_OWNED_PARAMS = {
     "seed": "training.seed",
     "num_iterations": "training.num_boost_round",

@@ -14,7 +14,6 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote_plus
 
 import sqlalchemy as sa
 from pydantic import (
@@ -437,55 +436,38 @@ def get_settings() -> Settings:
     return _cached_settings(relevant)
 
 
-# Query parameters whose value is hidden: names containing one of these words, or exactly "sig"
-# (the signature of Azure shared access URLs).
+# Names of secret ``name=value`` pairs (query parameters, libpq keywords): names containing one of
+# these words, or exactly "sig" (the signature of Azure shared access URLs).
 _SECRET_PARAMETER_WORDS = ("password", "passwd", "pwd", "token", "secret", "key", "signature")
-# scheme://user:password@. The password runs to the last @ before the path, or, when it contains
-# a raw / or ?, to the next @ as SQLAlchemy's URL parser reads it. Either way all of it is hidden.
+_TEXT_SECRET_PAIR = re.compile(
+    rf"(?P<name>\b[\w.\-]*(?:{'|'.join(_SECRET_PARAMETER_WORDS)})[\w.\-]*|\bsig)"
+    r"(?P<equals>\s*=\s*)[^&\s'\"]+",
+    re.IGNORECASE,
+)
+# scheme://user:password@ at the start of a URL. The password runs to the last @ before the path,
+# or, when it contains a raw / or ?, to the next @ as SQLAlchemy's URL parser reads it. Either way
+# all of it is hidden.
 _USERINFO_PASSWORD = re.compile(
     r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@]*:)(?:[^/?#]*|[^@]*)@"
 )
+# The same anywhere in free text, also with the scheme's colon missing (a common typo).
+_TEXT_USERINFO = re.compile(r"(?P<prefix>\b[A-Za-z][A-Za-z0-9+.\-]*:?//[^:/?#@\s]*:)[^@\s]*@")
 
 
 def safe_url(url: str) -> str:
     """Return the URL with its password and secret query values replaced by ***.
 
     Hides the password in the user information (``user:password@``) and the value of every
-    query parameter whose name contains password, passwd, pwd, token, secret, key or signature.
-    Text that is not a well-formed URL still goes through ``hide_secrets``.
+    ``name=value`` pair whose name contains password, passwd, pwd, token, secret, key or
+    signature. Text that is not a well-formed URL is masked the same way.
     """
-    masked, found = _USERINFO_PASSWORD.subn(r"\g<prefix>***@", url, count=1)
-    authority_end = masked.index("@") + 1 if found else 0
-    head, separator, query = masked[authority_end:].partition("?")
-    if separator:
-        parameters = [_mask_parameter(parameter) for parameter in query.split("&")]
-        masked = f"{masked[:authority_end]}{head}?{'&'.join(parameters)}"
-    return hide_secrets(masked)
-
-
-# In free text: the password of ``scheme://user:password@`` (also with the scheme's colon
-# missing, a common typo), and the value of ``password=...`` and similar keyword pairs, as in
-# libpq connection strings and error messages.
-_TEXT_USERINFO = re.compile(r"(?P<prefix>\b[A-Za-z][A-Za-z0-9+.\-]*:?//[^:/?#@\s]*:)[^@\s]*@")
-_TEXT_SECRET_PAIR = re.compile(
-    r"(?P<name>\b[\w.\-]*(?:password|passwd|pwd|token|secret|key|signature)[\w.\-]*|\bsig)"
-    r"(?P<equals>\s*=\s*)[^&\s'\"]+",
-    re.IGNORECASE,
-)
+    return hide_secrets(_USERINFO_PASSWORD.sub(r"\g<prefix>***@", url, count=1))
 
 
 def hide_secrets(text: str) -> str:
     """Return the text with URL passwords and secret ``name=value`` pairs replaced by ***."""
     text = _TEXT_USERINFO.sub(r"\g<prefix>***@", text)
     return _TEXT_SECRET_PAIR.sub(r"\g<name>\g<equals>***", text)
-
-
-def _mask_parameter(parameter: str) -> str:
-    name, separator, _value = parameter.partition("=")
-    lowered = unquote_plus(name).lower()
-    if separator and (lowered == "sig" or any(w in lowered for w in _SECRET_PARAMETER_WORDS)):
-        return f"{name}=***"
-    return parameter
 
 
 def resolved_settings(settings: Settings) -> dict[str, str]:

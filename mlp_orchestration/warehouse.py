@@ -276,7 +276,7 @@ def get_engine(url: str) -> Engine:
             f"{exc.orig}. Start the database or fix MLP_DATABASE_URL."
         ) from exc
     except sa.exc.DatabaseError as exc:
-        # For example a SQLite path that holds some other file ("file is not a database").
+        # For example a SQLite path to some other kind of file ("file is not a database").
         raise ConfigurationError(
             f"the warehouse at {safe_url(url)} is not a usable database: {exc.orig}. Point "
             "MLP_DATABASE_URL at a database this project created, or at a new file path."
